@@ -1,0 +1,202 @@
+//! The store's one error type, by cause, and its single mapping into tower-sessions.
+
+use std::error::Error as StdError;
+
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The session id cannot be used as a key.
+    #[error("invalid session id: {reason}")]
+    InvalidId {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The item schema (attribute names) is unusable.
+    #[error("invalid item schema: {reason}")]
+    InvalidSchema {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The item would exceed DynamoDB's item size limit. Nothing was written.
+    #[error(
+        "session item is {size} bytes, over DynamoDB's item size limit of {limit} bytes; nothing was written"
+    )]
+    TooLarge {
+        /// Size of the item as DynamoDB counts it (attribute names plus values).
+        size: usize,
+        /// DynamoDB's limit, 400 KB.
+        limit: usize,
+    },
+
+    /// The session data could not be serialized to JSON.
+    #[error("could not encode session data as JSON: {0}")]
+    Encode(#[source] serde_json::Error),
+
+    /// An item in the table is not a well-formed session (written by another tool, or
+    /// corrupted). Nothing is guessed from it.
+    #[error("malformed session item: attribute `{attribute}` {problem}")]
+    Decode {
+        /// The attribute that is wrong.
+        attribute: String,
+        /// What is wrong with it.
+        problem: String,
+        /// The underlying parse error, if any.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+
+    /// DynamoDB (or the network on the way to it) returned an error.
+    #[error("DynamoDB {operation} failed: {message}")]
+    DynamoDb {
+        /// The DynamoDB operation, e.g. `PutItem`.
+        operation: &'static str,
+        /// DynamoDB's error code, e.g. `ProvisionedThroughputExceededException`, when there
+        /// was a service response.
+        code: Option<String>,
+        /// Whether retrying later may succeed (throttling, 5xx, timeouts, I/O).
+        transient: bool,
+        /// The whole cause chain as text, not just "service error".
+        message: String,
+        /// The SDK error.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+
+    /// `create` kept meeting existing sessions when picking new ids.
+    #[error("could not find a free session id after {attempts} attempts")]
+    IdCollision {
+        /// How many ids were tried.
+        attempts: u32,
+    },
+}
+
+impl Error {
+    /// Whether the error is transient, so the same call may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::DynamoDb {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    pub(crate) fn decode(attribute: &str, problem: impl Into<String>) -> Self {
+        Error::Decode {
+            attribute: attribute.to_owned(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let class = classify(&err);
+        Error::DynamoDb {
+            operation,
+            code: class.code,
+            transient: class.transient,
+            message: DisplayErrorContext(&err).to_string(),
+            source: Box::new(err),
+        }
+    }
+}
+
+/// What kind of failure an SDK error is: used by the store's errors and by the sweeper's
+/// retry policy, so both agree on what is worth retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorClass {
+    /// DynamoDB's error code, when the service answered.
+    pub code: Option<String>,
+    /// Throttling: `ProvisionedThroughputExceededException`, `ThrottlingException`,
+    /// `RequestLimitExceeded`.
+    pub throttling: bool,
+    /// Worth retrying: throttling, HTTP 5xx, timeouts, dispatch and I/O failures.
+    pub transient: bool,
+    /// A `ConditionalCheckFailedException`.
+    pub condition_failed: bool,
+}
+
+/// Classifies an SDK error for retry decisions.
+pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(str::to_owned);
+            let status = Some(service.raw().status().as_u16());
+            let throttling = code.as_deref().is_some_and(is_throttling_code);
+            let condition_failed = code.as_deref() == Some("ConditionalCheckFailedException");
+            let transient = throttling
+                || status.is_some_and(|s| s >= 500)
+                || code.as_deref().is_some_and(|c| {
+                    matches!(
+                        c,
+                        "InternalServerError"
+                            | "InternalFailure"
+                            | "ServiceUnavailable"
+                            | "TransactionConflictException"
+                    )
+                });
+            ErrorClass {
+                code,
+                throttling,
+                transient,
+                condition_failed,
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ErrorClass {
+                code: None,
+                throttling: false,
+                transient: true,
+                condition_failed: false,
+            }
+        }
+        _ => ErrorClass {
+            code: None,
+            throttling: false,
+            transient: false,
+            condition_failed: false,
+        },
+    }
+}
+
+/// Whether a DynamoDB error code means the request was throttled.
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ProvisionedThroughputExceeded"
+            | "ThrottlingException"
+            | "Throttling"
+            | "RequestLimitExceeded"
+    )
+}
+
+impl From<Error> for tower_sessions_core::session_store::Error {
+    fn from(err: Error) -> Self {
+        use tower_sessions_core::session_store::Error as TsError;
+        match err {
+            Error::Encode(_) | Error::TooLarge { .. } => TsError::Encode(err.to_string()),
+            Error::Decode { .. } => TsError::Decode(err.to_string()),
+            _ => TsError::Backend(err.to_string()),
+        }
+    }
+}
+
+/// Shortens a session id for logs: never log a whole id, which is a bearer credential.
+pub fn redact(id: &str) -> String {
+    let prefix: String = id.chars().take(4).collect();
+    format!("{prefix}…")
+}

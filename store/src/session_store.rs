@@ -1,0 +1,104 @@
+//! The `tower_sessions_core::SessionStore` implementation.
+//!
+//! | trait call | DynamoDB |
+//! |------------|----------|
+//! | `create` | `PutItem` conditional on `attribute_not_exists`; a taken id is replaced by a fresh random one and retried |
+//! | `save`   | throttled: nothing, an expiry-only `UpdateItem`, or a `PutItem`, each conditional on the session still existing unexpired, so a save racing a logout never brings the session back |
+//! | `load`   | `GetItem` (strongly consistent by default); expired items read as absent |
+//! | `delete` | `DeleteItem` |
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use tower_sessions_core::SessionStore;
+use tower_sessions_core::session::{Id, Record};
+use tower_sessions_core::session_store;
+
+use crate::error::{Error, redact};
+use crate::store::{DynamoStore, MAX_CREATE_ATTEMPTS, Mode, WriteOutcome};
+
+/// Session data as JSON, with keys in sorted order so unchanged data always encodes the
+/// same (a `HashMap` iterates in a random order).
+fn encode_data(data: &HashMap<String, serde_json::Value>) -> Result<String, Error> {
+    let sorted: BTreeMap<&String, &serde_json::Value> = data.iter().collect();
+    serde_json::to_string(&sorted).map_err(Error::Encode)
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let json = encode_data(&record.data)?;
+        let expires = record.expiry_date.unix_timestamp();
+        for _ in 0..MAX_CREATE_ATTEMPTS {
+            let key = self.schema.key_for(&record.id.to_string())?;
+            match self.write(key, json.clone(), expires, Mode::Insert).await? {
+                WriteOutcome::AlreadyExists => {
+                    tracing::warn!(session = %redact(&record.id.to_string()), "session id collision; picking another");
+                    record.id = Id::default();
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(Error::IdCollision {
+            attempts: MAX_CREATE_ATTEMPTS,
+        }
+        .into())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let key = self.schema.key_for(&record.id.to_string())?;
+        let json = encode_data(&record.data)?;
+        let outcome = self
+            .write(key, json, record.expiry_date.unix_timestamp(), Mode::Update)
+            .await?;
+        if outcome == WriteOutcome::Gone {
+            tracing::debug!(
+                session = %redact(&record.id.to_string()),
+                "session was deleted or expired before this save; not recreating it"
+            );
+        }
+        Ok(())
+    }
+
+    async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
+        let key = self.schema.key_for(&session_id.to_string())?;
+        let Some((json, expires)) = self.read(&key).await? else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&json).map_err(|e| Error::Decode {
+            attribute: self.schema.data_attribute().to_owned(),
+            problem: "is not a JSON object of session values".into(),
+            source: Some(e),
+        })?;
+        Ok(Some(Record {
+            id: *session_id,
+            data,
+            expiry_date: self.expiry_date(expires)?,
+        }))
+    }
+
+    async fn delete(&self, session_id: &Id) -> session_store::Result<()> {
+        DynamoStore::delete(self, &session_id.to_string()).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_encodes_in_sorted_key_order() {
+        let mut a = HashMap::new();
+        let mut b = HashMap::new();
+        for (k, v) in [("z", 1), ("a", 2), ("m", 3), ("q", 4), ("c", 5)] {
+            a.insert(k.to_owned(), serde_json::json!(v));
+        }
+        for (k, v) in [("c", 5), ("q", 4), ("m", 3), ("a", 2), ("z", 1)] {
+            b.insert(k.to_owned(), serde_json::json!(v));
+        }
+        let encoded = encode_data(&a).unwrap();
+        assert_eq!(encoded, encode_data(&b).unwrap());
+        assert_eq!(encoded, r#"{"a":2,"c":5,"m":3,"q":4,"z":1}"#);
+    }
+}

@@ -1,0 +1,542 @@
+//! [`DynamoStore`]: get, put, delete and touch against one table, with write throttling.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+
+use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::{Error, redact};
+use crate::item::{EXPIRES, ItemSchema, KEY};
+use crate::throttle::{Plan, Seen, WriteCache, fingerprint, plan};
+
+/// Default lifetime of a record saved without an expiry: two weeks, as in the original.
+pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(14 * 24 * 60 * 60);
+/// Default throttling window: 10 seconds, as in the original's `touchAfter`.
+pub const DEFAULT_TOUCH_AFTER: StdDuration = StdDuration::from_secs(10);
+/// Default number of sessions whose last write is remembered for throttling.
+pub const DEFAULT_THROTTLE_CAPACITY: usize = 10_000;
+/// Default timeout of one HTTP attempt, applied when the client sets none.
+pub const DEFAULT_ATTEMPT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+/// Default timeout of a whole operation (all retries), applied when the client sets none.
+pub const DEFAULT_OPERATION_TIMEOUT: StdDuration = StdDuration::from_secs(15);
+/// How many fresh ids [`SessionStore::create`](tower_sessions_core::SessionStore::create)
+/// tries before giving up.
+pub(crate) const MAX_CREATE_ATTEMPTS: u32 = 8;
+
+/// A session store backed by one DynamoDB table.
+///
+/// Cheap to clone: clones share the client and the throttling state.
+///
+/// ```no_run
+/// # async fn demo(client: aws_sdk_dynamodb::Client) {
+/// use std::time::Duration;
+/// use dynamo_session_store::DynamoStore;
+///
+/// let store = DynamoStore::new(client, "sessions")
+///     .with_touch_after(Duration::from_secs(30))
+///     .with_default_ttl(Duration::from_secs(24 * 3600));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct DynamoStore {
+    pub(crate) client: Client,
+    pub(crate) table: Arc<str>,
+    pub(crate) schema: Arc<ItemSchema>,
+    default_ttl: StdDuration,
+    touch_after: StdDuration,
+    consistent_read: bool,
+    pub(crate) clock: SharedClock,
+    cache: Arc<WriteCache>,
+}
+
+impl fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .field("schema", &self.schema)
+            .field("default_ttl", &self.default_ttl)
+            .field("touch_after", &self.touch_after)
+            .field("consistent_read", &self.consistent_read)
+            .field("clock", &self.clock)
+            .field("throttled_sessions", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session read from the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<T> {
+    /// The session data.
+    pub data: T,
+    /// When the session expires.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteOutcome {
+    /// The whole item was written.
+    Put,
+    /// Only the expiry was updated.
+    Touched,
+    /// Nothing was written: the data was unchanged and the expiry moved by less than
+    /// `touch_after` since this process last wrote or read it.
+    Skipped,
+    /// The session no longer exists (deleted or expired), so nothing was written: a save
+    /// never brings a deleted session back.
+    Gone,
+    /// [`DynamoStore::insert`] found a session with that id already; nothing was written.
+    AlreadyExists,
+}
+
+/// Which precondition a write carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Create or replace.
+    Upsert,
+    /// Create only if absent.
+    Insert,
+    /// Replace only if present and unexpired.
+    Update,
+}
+
+impl DynamoStore {
+    /// A store on `table`, using `client`.
+    ///
+    /// Defaults: item schema `id` / `expires` / `data` with no key prefix
+    /// ([`ItemSchema::default`]), default lifetime [`DEFAULT_TTL`] (two weeks), throttling
+    /// window [`DEFAULT_TOUCH_AFTER`] (10 s), strongly consistent reads, the system clock,
+    /// and memory of the last [`DEFAULT_THROTTLE_CAPACITY`] sessions written. If the client
+    /// has no timeouts configured, [`DEFAULT_ATTEMPT_TIMEOUT`] and
+    /// [`DEFAULT_OPERATION_TIMEOUT`] apply, so no call hangs forever.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client: with_default_timeouts(client),
+            table: Arc::from(table.into()),
+            schema: Arc::new(ItemSchema::default()),
+            default_ttl: DEFAULT_TTL,
+            touch_after: DEFAULT_TOUCH_AFTER,
+            consistent_read: true,
+            clock: Arc::new(SystemClock),
+            cache: Arc::new(WriteCache::new(
+                NonZeroUsize::new(DEFAULT_THROTTLE_CAPACITY).expect("non-zero"),
+            )),
+        }
+    }
+
+    /// A store on `table` with a client built from the standard AWS configuration chain
+    /// (environment, profile, container or instance credentials; `AWS_REGION`;
+    /// `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL` for a local endpoint).
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&config), table)
+    }
+
+    /// Uses another item schema: attribute names and key prefix, to share an existing table.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSchema`] when the attribute names are empty or not distinct.
+    pub fn with_schema(mut self, schema: ItemSchema) -> Result<Self, Error> {
+        schema.validate()?;
+        self.schema = Arc::new(schema);
+        Ok(self)
+    }
+
+    /// Lifetime of records saved without an expiry (default two weeks).
+    pub fn with_default_ttl(mut self, ttl: StdDuration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Throttling window (default 10 s): a save of unchanged data whose expiry moved by less
+    /// than this writes nothing; one whose expiry moved further writes only the expiry.
+    /// `Duration::ZERO` writes on every save.
+    pub fn with_touch_after(mut self, touch_after: StdDuration) -> Self {
+        self.touch_after = touch_after;
+        self
+    }
+
+    /// Strongly consistent reads (default `true`). Eventually consistent reads cost half
+    /// the read capacity but may miss a write made less than a second earlier.
+    pub fn with_consistent_reads(mut self, consistent: bool) -> Self {
+        self.consistent_read = consistent;
+        self
+    }
+
+    /// The clock used for expiry decisions (default the system clock).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How many sessions' last writes are remembered for throttling (default 10,000; at
+    /// least 1). Forgetting a session only costs one extra write.
+    pub fn with_throttle_capacity(mut self, capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        self.cache = Arc::new(WriteCache::new(capacity));
+        self
+    }
+
+    /// The DynamoDB client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The item schema.
+    pub fn schema(&self) -> &ItemSchema {
+        &self.schema
+    }
+
+    /// The throttling window.
+    pub fn touch_after(&self) -> StdDuration {
+        self.touch_after
+    }
+
+    /// Reads session `id`. An item whose expiry has passed reads as `None`, even while
+    /// DynamoDB has not deleted it yet.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`], [`Error::DynamoDb`], or [`Error::Decode`] when the item is
+    /// not a well-formed session or its data does not deserialize into `T`.
+    pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Option<Loaded<T>>, Error> {
+        let key = self.schema.key_for(id)?;
+        let Some((data, expires)) = self.read(&key).await? else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&data).map_err(|e| Error::Decode {
+            attribute: self.schema.data_attribute().to_owned(),
+            problem: "does not hold the expected session data".into(),
+            source: Some(e),
+        })?;
+        Ok(Some(Loaded {
+            data,
+            expires_at: self.expiry_date(expires)?,
+        }))
+    }
+
+    /// Creates or replaces session `id`, expiring at `expires_at` (or after the default
+    /// lifetime when `None`), subject to throttling.
+    ///
+    /// Throttling compares with what this process last read or wrote for the session, so
+    /// read a session before writing it back, as tower-sessions does.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`], [`Error::Encode`], [`Error::TooLarge`] (before any call, with
+    /// nothing written), or [`Error::DynamoDb`].
+    pub async fn put<T: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        data: &T,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<WriteOutcome, Error> {
+        self.write_value(id, data, expires_at, Mode::Upsert).await
+    }
+
+    /// Creates session `id` only if no session has that id; never overwrites.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub async fn insert<T: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        data: &T,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<WriteOutcome, Error> {
+        self.write_value(id, data, expires_at, Mode::Insert).await
+    }
+
+    /// Replaces session `id` only if it still exists and has not expired, subject to
+    /// throttling; returns [`WriteOutcome::Gone`] otherwise. Use it for saves that may race
+    /// a logout, so they never bring a deleted session back.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    pub async fn update<T: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        data: &T,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<WriteOutcome, Error> {
+        self.write_value(id, data, expires_at, Mode::Update).await
+    }
+
+    /// Moves the expiry of session `id` to `expires_at`, only if the session exists and has
+    /// not expired: a touch never creates an item. Throttled like a save of unchanged data.
+    ///
+    /// Returns [`WriteOutcome::Touched`], [`WriteOutcome::Skipped`] or
+    /// [`WriteOutcome::Gone`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] or [`Error::DynamoDb`].
+    pub async fn touch(&self, id: &str, expires_at: OffsetDateTime) -> Result<WriteOutcome, Error> {
+        let key = self.schema.key_for(id)?;
+        let expires = expires_at.unix_timestamp();
+        if let Some(last) = self.cache.get(&key) {
+            let next = Seen { expires, ..last };
+            if plan(Some(last), next, self.touch_after_secs()) == Plan::Skip {
+                return Ok(WriteOutcome::Skipped);
+            }
+        }
+        if self.update_expiry(&key, expires).await? {
+            if let Some(last) = self.cache.get(&key) {
+                self.cache.record(&key, Seen { expires, ..last });
+            }
+            Ok(WriteOutcome::Touched)
+        } else {
+            self.cache.forget(&key);
+            Ok(WriteOutcome::Gone)
+        }
+    }
+
+    /// Deletes session `id` (a no-op if it does not exist).
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] or [`Error::DynamoDb`].
+    pub async fn delete(&self, id: &str) -> Result<(), Error> {
+        let key = self.schema.key_for(id)?;
+        self.cache.forget(&key);
+        self.client
+            .delete_item()
+            .table_name(self.table.as_ref())
+            .key(self.schema.key_attribute(), AttributeValue::S(key))
+            .send()
+            .await
+            .map_err(|e| Error::sdk("DeleteItem", e))?;
+        tracing::debug!(session = %redact(id), "deleted session");
+        Ok(())
+    }
+
+    /// Epoch seconds to a date, as a decode error when out of range.
+    pub(crate) fn expiry_date(&self, secs: i64) -> Result<OffsetDateTime, Error> {
+        OffsetDateTime::from_unix_timestamp(secs).map_err(|_| {
+            Error::decode(
+                self.schema.expires_attribute(),
+                format!("is {secs}, out of the representable date range"),
+            )
+        })
+    }
+
+    fn touch_after_secs(&self) -> i64 {
+        i64::try_from(self.touch_after.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    pub(crate) fn now_epoch(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    /// The expiry to store for `expires_at`, epoch seconds.
+    fn expiry_secs(&self, expires_at: Option<OffsetDateTime>) -> i64 {
+        match expires_at {
+            Some(at) => at.unix_timestamp(),
+            None => self
+                .now_epoch()
+                .saturating_add(i64::try_from(self.default_ttl.as_secs()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    async fn write_value<T: Serialize + ?Sized>(
+        &self,
+        id: &str,
+        data: &T,
+        expires_at: Option<OffsetDateTime>,
+        mode: Mode,
+    ) -> Result<WriteOutcome, Error> {
+        let key = self.schema.key_for(id)?;
+        // Through `Value`, so that maps are written in sorted key order and unchanged data
+        // always has the same fingerprint.
+        let value = serde_json::to_value(data).map_err(Error::Encode)?;
+        let json = serde_json::to_string(&value).map_err(Error::Encode)?;
+        self.write(key, json, self.expiry_secs(expires_at), mode)
+            .await
+    }
+
+    /// Reads the item under `key`: `(data JSON, expiry)`, or `None` if absent or expired.
+    /// Remembers what it read, for throttling.
+    pub(crate) async fn read(&self, key: &str) -> Result<Option<(String, i64)>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .key(
+                self.schema.key_attribute(),
+                AttributeValue::S(key.to_owned()),
+            )
+            .consistent_read(self.consistent_read)
+            .send()
+            .await
+            .map_err(|e| Error::sdk("GetItem", e))?;
+        let Some(item) = out.item else {
+            self.cache.forget(key);
+            return Ok(None);
+        };
+        let stored = self.schema.decode(item)?;
+        if stored.expires <= self.now_epoch() {
+            self.cache.forget(key);
+            return Ok(None);
+        }
+        self.cache.record(
+            key,
+            Seen {
+                data_hash: fingerprint(&stored.data),
+                expires: stored.expires,
+            },
+        );
+        Ok(Some((stored.data, stored.expires)))
+    }
+
+    /// Writes a session item (already keyed and encoded), throttled and conditioned by
+    /// `mode`.
+    pub(crate) async fn write(
+        &self,
+        key: String,
+        json: String,
+        expires: i64,
+        mode: Mode,
+    ) -> Result<WriteOutcome, Error> {
+        let next = Seen {
+            data_hash: fingerprint(&json),
+            expires,
+        };
+        let planned = match mode {
+            Mode::Insert => Plan::Put,
+            Mode::Upsert | Mode::Update => {
+                plan(self.cache.get(&key), next, self.touch_after_secs())
+            }
+        };
+        tracing::trace!(session = %redact(&key), ?planned, ?mode, "save");
+        match planned {
+            Plan::Skip => return Ok(WriteOutcome::Skipped),
+            Plan::Touch => {
+                if self.update_expiry(&key, expires).await? {
+                    self.cache.record(&key, next);
+                    return Ok(WriteOutcome::Touched);
+                }
+                if mode == Mode::Update {
+                    self.cache.forget(&key);
+                    return Ok(WriteOutcome::Gone);
+                }
+                // Upsert: the item vanished since we last saw it; write it whole.
+            }
+            Plan::Put => {}
+        }
+        let item = self.schema.encode(key.clone(), json, expires)?;
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item));
+        match mode {
+            Mode::Upsert => {}
+            Mode::Insert => {
+                request = request
+                    .condition_expression(format!("attribute_not_exists({KEY})"))
+                    .expression_attribute_names(KEY, self.schema.key_attribute());
+            }
+            Mode::Update => {
+                request = request
+                    .condition_expression(format!("attribute_exists({KEY}) AND {EXPIRES} > :now"))
+                    .set_expression_attribute_names(Some(self.schema.key_and_expiry_names()))
+                    .expression_attribute_values(
+                        ":now",
+                        AttributeValue::N(self.now_epoch().to_string()),
+                    );
+            }
+        }
+        match request.send().await {
+            Ok(_) => {
+                self.cache.record(&key, next);
+                Ok(WriteOutcome::Put)
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                self.cache.forget(&key);
+                tracing::debug!(session = %redact(&key), ?mode, "conditional write refused");
+                Ok(if mode == Mode::Insert {
+                    WriteOutcome::AlreadyExists
+                } else {
+                    WriteOutcome::Gone
+                })
+            }
+            Err(err) => {
+                // The item's state is unknown now; the next save writes it whole.
+                self.cache.forget(&key);
+                Err(Error::sdk("PutItem", err))
+            }
+        }
+    }
+
+    /// Sets the expiry of an existing, unexpired item. `false` if there is none.
+    async fn update_expiry(&self, key: &str, expires: i64) -> Result<bool, Error> {
+        let values = HashMap::from([
+            (":e".to_owned(), AttributeValue::N(expires.to_string())),
+            (
+                ":now".to_owned(),
+                AttributeValue::N(self.now_epoch().to_string()),
+            ),
+        ]);
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .key(
+                self.schema.key_attribute(),
+                AttributeValue::S(key.to_owned()),
+            )
+            .update_expression(format!("SET {EXPIRES} = :e"))
+            .condition_expression(format!("attribute_exists({KEY}) AND {EXPIRES} > :now"))
+            .set_expression_attribute_names(Some(self.schema.key_and_expiry_names()))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => {
+                self.cache.forget(key);
+                Err(Error::sdk("UpdateItem", err))
+            }
+        }
+    }
+}
+
+/// Adds attempt and operation timeouts to a client that has none.
+fn with_default_timeouts(client: Client) -> Client {
+    let config = client.config();
+    let has_timeouts = config.timeout_config().is_some_and(|t| {
+        t.operation_timeout().is_some() || t.operation_attempt_timeout().is_some()
+    });
+    if has_timeouts {
+        return client;
+    }
+    let mut timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
+        .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
+    if let Some(connect) = config.timeout_config().and_then(|t| t.connect_timeout()) {
+        timeouts = timeouts.connect_timeout(connect);
+    }
+    let config = config.to_builder().timeout_config(timeouts.build()).build();
+    Client::from_conf(config)
+}

@@ -1,0 +1,1 @@
+//! Sweep engine (work in progress).
