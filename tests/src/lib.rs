@@ -1,1 +1,192 @@
-//! Helpers for the integration suite.
+//! Helpers shared by the integration suite (`tests/tests/*.rs`).
+//!
+//! Every test gets its own freshly created table on the shared endpoint
+//! ([`LocalDynamo::shared`]: the embedded dynoxide server, or `DYNAMODB_ENDPOINT`), so
+//! tests run in parallel without seeing each other's items. Against a remote endpoint the
+//! table is deleted again when the [`TestTable`] is dropped.
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use dynamo_session_store::{DynamoStore, ItemSchema};
+pub use local_dynamodb::LocalDynamo;
+
+/// A table created for one test.
+#[derive(Debug)]
+pub struct TestTable {
+    /// Its name.
+    pub name: String,
+    /// A client for its endpoint.
+    pub client: Client,
+    /// Counts every HTTP request (retries included) the client sends, by operation.
+    pub requests: RequestCounter,
+    remote: bool,
+}
+
+impl TestTable {
+    /// Creates a uniquely named sessions table with the default schema.
+    pub async fn new(label: &str) -> Self {
+        Self::with_schema(label, ItemSchema::default()).await
+    }
+
+    /// Creates a uniquely named sessions table for `schema` (its key attribute and TTL on
+    /// its expiry attribute), with native TTL enabled.
+    pub async fn with_schema(label: &str, schema: ItemSchema) -> Self {
+        let local = LocalDynamo::shared();
+        let requests = RequestCounter::default();
+        let config = local.sdk_config().await;
+        let client = Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(requests.clone())
+                .build(),
+        );
+        let name = unique_name(label);
+        DynamoStore::new(client.clone(), &name)
+            .with_schema(schema)
+            .expect("valid schema")
+            .create_table()
+            .await
+            .expect("create test table");
+        requests.reset();
+        Self {
+            name,
+            client,
+            requests,
+            remote: !local.is_embedded(),
+        }
+    }
+
+    /// A store on this table with the default options.
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.client.clone(), &self.name)
+    }
+
+    /// Every item in the table, read with a consistent scan (for assertions).
+    pub async fn scan_all(&self) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan test table");
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+}
+
+impl Drop for TestTable {
+    fn drop(&mut self) {
+        if !self.remote {
+            return; // the embedded server's memory goes with the process
+        }
+        let client = self.client.clone();
+        let name = self.name.clone();
+        // Drop cannot be async: delete from a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    let _ = client.delete_table().table_name(name).send().await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// A table name no other test in this or a concurrent run uses.
+pub fn unique_name(label: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("test-{label}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// An SDK interceptor counting the HTTP requests a client sends, by DynamoDB operation.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter {
+    counts: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl RequestCounter {
+    /// Requests sent for `operation` (e.g. `PutItem`) since the last reset.
+    pub fn count(&self, operation: &str) -> usize {
+        self.lock().get(operation).copied().unwrap_or(0)
+    }
+
+    /// Requests of the write operations (`PutItem`, `UpdateItem`, `DeleteItem`,
+    /// `BatchWriteItem`, `BatchExecuteStatement`, `ExecuteStatement`).
+    pub fn writes(&self) -> usize {
+        [
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "BatchWriteItem",
+            "BatchExecuteStatement",
+            "ExecuteStatement",
+        ]
+        .iter()
+        .map(|op| self.count(op))
+        .sum()
+    }
+
+    /// All requests since the last reset.
+    pub fn total(&self) -> usize {
+        self.lock().values().sum()
+    }
+
+    /// Forgets the counts.
+    pub fn reset(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_owned();
+        *self.lock().entry(operation).or_default() += 1;
+        Ok(())
+    }
+}
