@@ -75,6 +75,15 @@ impl LocalDynamo {
         })
     }
 
+    /// A given endpoint URL (for example a fault-injecting proxy in front of another
+    /// endpoint), with local dummy credentials unless the environment has real ones.
+    pub fn at(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: Some(endpoint.into()),
+            embedded: false,
+        }
+    }
+
     /// The process-wide shared server: one embedded server per test binary (tests still
     /// isolate themselves with a fresh table each), or the `DYNAMODB_ENDPOINT` one.
     ///
