@@ -1,0 +1,98 @@
+//! Scenario 1: `load` + `save` round trips per second through the `SessionStore` trait,
+//! against raw `GetItem` + `PutItem` of the same payload through the SDK.
+//!
+//! Every store save changes the data (a counter), so every round trip really writes: this
+//! measures the store's overhead (JSON, conditions, throttling bookkeeping), not its
+//! throttling. The two paths run in alternating rounds and their times are summed, so a
+//! noisy moment hurts both alike.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::TestTable;
+use serde_json::json;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::SessionStore;
+
+use crate::report::{Report, Row};
+
+const TARGET_RATIO: f64 = 0.90;
+
+pub async fn run(report: &mut Report, quick: bool) {
+    let rounds = if quick { 2 } else { 5 };
+    for (label, size, ops) in [
+        ("200 B", 200, if quick { 10 } else { 300 }),
+        ("4 KB", 4 * 1024, if quick { 10 } else { 300 }),
+        ("100 KB", 100 * 1024, if quick { 5 } else { 60 }),
+    ] {
+        let table = TestTable::new("bench-store").await;
+        let store = table.store();
+        let blob = "x".repeat(size);
+
+        // The store's session, created through the trait.
+        let mut record = Record {
+            id: Id::default(),
+            data: [("blob".to_owned(), json!(blob)), ("n".to_owned(), json!(0))]
+                .into_iter()
+                .collect(),
+            expiry_date: time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 100),
+        };
+        store.create(&mut record).await.expect("create");
+        let id = record.id;
+
+        // The raw path's item: the same attributes and payload size.
+        let raw_key = "raw-session";
+        let raw_data = serde_json::to_string(&record.data).expect("json");
+        let mut store_time = Duration::ZERO;
+        let mut raw_time = Duration::ZERO;
+        let mut n = 0_u64;
+        for _ in 0..rounds {
+            let started = Instant::now();
+            for _ in 0..ops {
+                let mut loaded = store.load(&id).await.expect("load").expect("present");
+                n += 1;
+                loaded.data.insert("n".into(), json!(n));
+                store.save(&loaded).await.expect("save");
+            }
+            store_time += started.elapsed();
+
+            let started = Instant::now();
+            for _ in 0..ops {
+                let _ = table
+                    .client
+                    .get_item()
+                    .table_name(&table.name)
+                    .key("id", AttributeValue::S(raw_key.into()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .expect("GetItem");
+                table
+                    .client
+                    .put_item()
+                    .table_name(&table.name)
+                    .item("id", AttributeValue::S(raw_key.into()))
+                    .item("expires", AttributeValue::N("4102444800".into()))
+                    .item("data", AttributeValue::S(raw_data.clone()))
+                    .send()
+                    .await
+                    .expect("PutItem");
+            }
+            raw_time += started.elapsed();
+        }
+        let total = f64::from(rounds * ops);
+        let store_rate = total / store_time.as_secs_f64();
+        let raw_rate = total / raw_time.as_secs_f64();
+        let ratio = store_rate / raw_rate;
+        report.push(Row {
+            scenario: "1 store".into(),
+            case: format!("load+save round trips, payload {label}"),
+            value: store_rate,
+            unit: "rt/s".into(),
+            baseline: Some(raw_rate),
+            ratio: Some(ratio),
+            target: Some(format!(">= {TARGET_RATIO:.2}x raw")),
+            met: Some(ratio >= TARGET_RATIO),
+        });
+    }
+}
