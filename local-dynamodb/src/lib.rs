@@ -9,6 +9,8 @@
 //! runtime of whichever test started it and works with any `#[tokio::test]` flavour.
 #![deny(missing_docs)]
 
+pub mod faults;
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
