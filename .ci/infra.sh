@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Offline validation of infra/ (no AWS credentials, no network but PyPI):
+#   1. cfn-lint on infra/template.yaml;
+#   2. the SAM transform to plain CloudFormation (aws-sam-translator, offline), then
+#      cfn-lint on the result;
+#   3. the IAM check on the transformed template (infra/scripts/check_iam.py);
+#   4. the same checks on infra/tests/broken-template.yaml, each of which must FAIL for
+#      the reason the fixture was broken for;
+#   5. the sweeper's arm64 Lambda artifact built with cargo-lambda: bootstrap.zip <= 4 MiB.
+# Run from the repository root: bash .ci/infra.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+# Pinned tools (PyPI). cargo-lambda's wheel brings zig (the ziglang package) for the
+# cross build; no Docker.
+CFN_LINT_VERSION=1.58.0
+SAM_TRANSLATOR_VERSION=1.115.0
+CARGO_LAMBDA_VERSION=1.9.2
+MAX_ZIP_BYTES=4194304 # 4 MiB
+
+VENV=.venv
+OUT=target/infra
+mkdir -p "$OUT"
+
+started=$SECONDS
+step() { echo; echo "==> [infra ${1}] ${2}"; }
+elapsed() { echo "    (${1}: $((SECONDS - ${2}))s)"; }
+
+# Runs a check that must fail, and requires each expected text in its output, so the
+# check is seen to reject the fixture for the intended reason (not, say, a typo).
+expect_failure() {
+    local name=$1
+    shift
+    local expected=()
+    while [[ $1 != -- ]]; do expected+=("$1"); shift; done
+    shift
+    local log="$OUT/broken-${name}.log"
+    if "$@" >"$log" 2>&1; then
+        echo "FAIL: $name accepted the broken fixture; its output:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    for text in "${expected[@]}"; do
+        if ! grep -qF -- "$text" "$log"; then
+            echo "FAIL: $name rejected the broken fixture, but not with: $text" >&2
+            cat "$log" >&2
+            exit 1
+        fi
+    done
+    echo "    ok: $name rejects it ($(grep -cF -- "${expected[0]}" "$log") x \"${expected[0]}\" ...)"
+}
+
+step 0 "tools: venv $VENV with cfn-lint==$CFN_LINT_VERSION aws-sam-translator==$SAM_TRANSLATOR_VERSION cargo-lambda==$CARGO_LAMBDA_VERSION"
+t=$SECONDS
+if [[ ! -x $VENV/bin/python ]]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "cfn-lint==$CFN_LINT_VERSION" \
+    "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
+    "cargo-lambda==$CARGO_LAMBDA_VERSION"
+PY="$VENV/bin/python"
+export PATH="$PWD/$VENV/bin:$PATH"
+echo "    $("$PY" --version), $(cfn-lint --version), aws-sam-translator $("$PY" -c 'import samtranslator; print(samtranslator.__version__)')"
+echo "    $(cargo lambda --version), zig $("$PY" -m ziglang version), $(cargo --version)"
+elapsed tools "$t"
+
+step 1 "cfn-lint infra/template.yaml (CloudFormation and SAM schemas)"
+t=$SECONDS
+cfn-lint infra/template.yaml
+echo "    ok: no errors or warnings"
+elapsed cfn-lint "$t"
+
+step 2 "SAM transform (aws-sam-translator, offline) -> $OUT/template.json, then cfn-lint on it"
+t=$SECONDS
+"$PY" infra/scripts/transform.py infra/template.yaml "$OUT/template.json"
+# W1028 (unreachable Fn::If branch) is ignored on the generated template only: the
+# translator itself wraps the HttpApi paths of a function with a Condition in nested
+# Fn::If blocks of that same condition. The authored template is linted with every rule.
+cfn-lint --ignore-checks W1028 -- "$OUT/template.json"
+echo "    ok: the transformed template lints clean"
+elapsed transform "$t"
+
+step 3 "IAM: no wildcard action/resource; sweeper and app policy limited to the sessions table"
+t=$SECONDS
+"$PY" infra/scripts/check_iam.py "$OUT/template.json"
+elapsed iam "$t"
+
+step 4 "the broken fixture infra/tests/broken-template.yaml must be rejected by every check"
+t=$SECONDS
+expect_failure cfn-lint "'ScheduleV3' is not one of ['ScheduleV2']" -- \
+    cfn-lint infra/tests/broken-template.yaml
+expect_failure sam-transform "Event Type is: ScheduleV3" -- \
+    "$PY" infra/scripts/transform.py infra/tests/broken-template.yaml "$OUT/broken.json"
+expect_failure check-iam \
+    "wildcard in Action 'dynamodb:*'" \
+    "wildcard in Resource '*'" \
+    "table/*" \
+    "dynamodb:GetItem on the table is not restricted to the checkpoint item" \
+    "AWSLambdaBasicExecutionRole" -- \
+    "$PY" infra/scripts/check_iam.py infra/tests/broken-template.yaml
+elapsed broken-fixture "$t"
+
+step 5 "arm64 Lambda artifact: cargo lambda build --release --arm64 -p sweeper-lambda --bin sweeper --output-format zip"
+if [[ ${INFRA_SKIP_LAMBDA_BUILD:-} == 1 ]]; then
+    # For quick local runs of the template checks only; CI never sets it.
+    echo "    SKIPPED (INFRA_SKIP_LAMBDA_BUILD=1)"
+    echo
+    echo "infra: template checks passed in $((SECONDS - started))s; Lambda build skipped"
+    exit 0
+fi
+t=$SECONDS
+rustup target add aarch64-unknown-linux-gnu
+cargo lambda build --release --arm64 -p sweeper-lambda --bin sweeper --output-format zip
+zip="${CARGO_TARGET_DIR:-target}/lambda/sweeper/bootstrap.zip"
+bytes=$(stat -c %s "$zip")
+"$PY" - "$zip" <<'EOF'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for i in z.infolist():
+        print(f"    {i.filename}: {i.file_size} bytes unpacked, {i.compress_size} packed")
+EOF
+echo "    $zip: $bytes bytes ($((bytes / 1024)) KiB); limit $MAX_ZIP_BYTES bytes"
+if ((bytes > MAX_ZIP_BYTES)); then
+    echo "FAIL: bootstrap.zip is $bytes bytes, over the $MAX_ZIP_BYTES-byte target" >&2
+    exit 1
+fi
+elapsed lambda-build "$t"
+
+echo
+echo "infra: all checks passed in $((SECONDS - started))s"

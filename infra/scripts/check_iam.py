@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""Checks the IAM of a CloudFormation template (normally the SAM transform's output).
+
+Rules (each violation is printed; the exit status is 1 if there is any):
+
+1. No wildcard (`*` or `?`) in any Action or Resource of any policy statement in the
+   template: inline role policies, managed policies, trust policies, resource policies,
+   and the Action of every AWS::Lambda::Permission. NotAction and NotResource are refused.
+   Intrinsics are resolved symbolically: `Fn::If` yields both branches, `Fn::Sub` and
+   `Fn::Join` are expanded, a parameter counts as a wildcard unless its AllowedPattern or
+   AllowedValues rule out `*` and `?`.
+   The one exception is CloudWatch Logs: a Lambda function's own log streams. Lambda
+   names streams at run time and CloudWatch Logs authorises CreateLogStream and
+   PutLogEvents on `arn:...:log-group:NAME:*`, so exactly that ARN is allowed when NAME
+   is a log group created in this template and the statement grants nothing but
+   logs:CreateLogStream and logs:PutLogEvents.
+2. Roles attach no managed policy from outside the template (those could not be
+   checked; AWSLambdaBasicExecutionRole, for one, grants `arn:aws:logs:*:*:*`).
+3. The sweeper's role grants exactly the sweeper contract (infra CONTRACT): dynamodb:Scan
+   and dynamodb:PartiQLDelete on the sessions table; dynamodb:GetItem, PutItem and
+   DeleteItem on it only under `ForAllValues:StringLike` `dynamodb:LeadingKeys`
+   `<KeyPrefix>!sweeper-checkpoint/*`; CreateLogStream and PutLogEvents on the log group
+   in the function's LoggingConfig. Nothing else, and nothing missing.
+4. The app policy grants exactly GetItem, PutItem, UpdateItem and DeleteItem on the
+   sessions table.
+
+The sessions table is either the template's table resource (`--table`) or the ARN built
+from the existing-table parameter (`--existing-table-parameter`).
+
+Usage: check_iam.py [options] TEMPLATE (JSON, or YAML with short-form intrinsics)
+"""
+
+import argparse
+import itertools
+import json
+import re
+import sys
+
+WILDCARDS = ("*", "?")
+LOG_STREAM_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix", "AWS::StackName", "AWS::StackId"}
+CHECKPOINT_SUFFIX = "!sweeper-checkpoint/*"
+
+
+class Unresolvable(Exception):
+    pass
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json"):
+        return json.loads(text)
+    from samtranslator.yaml_helper import yaml_parse
+
+    return yaml_parse(text)
+
+
+class Resolver:
+    """Turns a CloudFormation value into every string it can take, symbolically."""
+
+    def __init__(self, template):
+        self.parameters = template.get("Parameters") or {}
+        self.resources = template.get("Resources") or {}
+
+    def param_is_wildcard_free(self, name):
+        spec = self.parameters.get(name) or {}
+        if "AllowedValues" in spec:
+            return all(not any(w in str(v) for w in WILDCARDS) for v in spec["AllowedValues"])
+        pattern = spec.get("AllowedPattern")
+        if pattern is None:
+            return False
+        probes = ["*", "?", "a*", "*a", "a?", "a*b", "a?b"]
+        return not any(re.fullmatch(pattern, p) for p in probes)
+
+    def ref(self, name):
+        if name in PSEUDO:
+            return "{%s}" % name
+        if name in self.parameters:
+            if self.param_is_wildcard_free(name):
+                return "{param:%s}" % name
+            # A free-form parameter could be "*": keep it visible as a wildcard.
+            return "{param:%s:*}" % name
+        if name in self.resources:
+            return "{ref:%s}" % name
+        raise Unresolvable(f"Ref to unknown name {name!r}")
+
+    def getatt(self, logical, attribute):
+        resource = self.resources.get(logical)
+        if resource is None:
+            raise Unresolvable(f"Fn::GetAtt of unknown resource {logical!r}")
+        if resource.get("Type") == "AWS::Logs::LogGroup" and attribute == "Arn":
+            # CloudFormation returns the log group ARN with a trailing ":*".
+            return "arn:{AWS::Partition}:logs:{AWS::Region}:{AWS::AccountId}:log-group:{ref:%s}:*" % logical
+        return "{%s:%s}" % (attribute.lower(), logical)
+
+    def values(self, node):
+        """Every string `node` can resolve to; None stands for AWS::NoValue."""
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, (int, float, bool)):
+            return [str(node)]
+        if isinstance(node, dict) and len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return [None] if arg == "AWS::NoValue" else [self.ref(arg)]
+            if key == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return [self.getatt(logical, attribute)]
+            if key == "Fn::If":
+                return self.values(arg[1]) + self.values(arg[2])
+            if key == "Fn::Sub":
+                return self.sub(arg)
+            if key == "Fn::Join":
+                delimiter, parts = arg
+                if not isinstance(parts, list):
+                    raise Unresolvable("Fn::Join over a computed list")
+                choices = [self.values(p) for p in parts]
+                return [delimiter.join(c for c in combo if c is not None) for combo in itertools.product(*choices)]
+        raise Unresolvable(f"cannot resolve {json.dumps(node)[:120]}")
+
+    def sub(self, arg):
+        if isinstance(arg, str):
+            text, variables = arg, {}
+        else:
+            text, variables = arg[0], arg[1]
+        pieces = re.split(r"(\$\{[^}]*\})", text)
+        choices = []
+        for piece in pieces:
+            if piece.startswith("${!"):
+                choices.append(["${" + piece[3:]])
+            elif piece.startswith("${"):
+                name = piece[2:-1]
+                if name in variables:
+                    choices.append(self.values(variables[name]))
+                elif "." in name:
+                    logical, attribute = name.split(".", 1)
+                    choices.append([self.getatt(logical, attribute)])
+                else:
+                    choices.append([self.ref(name)])
+            else:
+                choices.append([piece])
+        return ["".join(c or "" for c in combo) for combo in itertools.product(*choices)]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def find_policy_documents(node, path):
+    """Yields (path, document) for every policy document under node."""
+    if isinstance(node, dict):
+        statements = node.get("Statement")
+        if isinstance(statements, (list, dict)) and any(
+            isinstance(s, dict) and "Effect" in s for s in as_list(statements)
+        ):
+            yield path, node
+            return
+        for key, value in node.items():
+            yield from find_policy_documents(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from find_policy_documents(value, f"{path}[{i}]")
+
+
+class Checker:
+    def __init__(self, template, args):
+        self.template = template
+        self.args = args
+        self.resources = template.get("Resources") or {}
+        self.resolve = Resolver(template)
+        self.errors = []
+        self.notes = []
+
+    def error(self, where, message):
+        self.errors.append(f"{where}: {message}")
+
+    def strings(self, where, node):
+        try:
+            return [v for v in self.resolve.values(node) if v is not None]
+        except Unresolvable as e:
+            self.error(where, f"{e} (cannot verify it is wildcard-free)")
+            return []
+
+    def is_own_log_streams(self, resource):
+        m = re.fullmatch(
+            r"arn:\{AWS::Partition\}:logs:\{AWS::Region\}:\{AWS::AccountId\}:log-group:\{ref:([A-Za-z0-9]+)\}:\*",
+            resource,
+        )
+        return bool(m) and (self.resources.get(m.group(1)) or {}).get("Type") == "AWS::Logs::LogGroup"
+
+    # ---------------------------------------------------------------- rule 1
+    def check_wildcards(self):
+        for logical, resource in self.resources.items():
+            where = f"Resources.{logical}"
+            for path, document in find_policy_documents(resource.get("Properties") or {}, where):
+                for i, statement in enumerate(as_list(document["Statement"])):
+                    self.check_statement(f"{path}.Statement[{i}]", statement)
+            if resource.get("Type") == "AWS::Lambda::Permission":
+                for action in self.strings(where, (resource.get("Properties") or {}).get("Action")):
+                    if any(w in action for w in WILDCARDS):
+                        self.error(where, f"wildcard in Action {action!r}")
+
+    def check_statement(self, where, statement):
+        sid = statement.get("Sid")
+        where = f"{where}{' (' + sid + ')' if sid else ''}"
+        for key in ("NotAction", "NotResource"):
+            if key in statement:
+                self.error(where, f"{key} grants everything except a list; name what is granted instead")
+        actions = [a for node in as_list(statement.get("Action", [])) for a in self.strings(where, node)]
+        for action in actions:
+            if any(w in action for w in WILDCARDS):
+                self.error(where, f"wildcard in Action {action!r}")
+        for node in as_list(statement.get("Resource", [])):
+            for resource in self.strings(where, node):
+                if not any(w in resource for w in WILDCARDS):
+                    continue
+                if self.is_own_log_streams(resource) and set(actions) <= LOG_STREAM_ACTIONS:
+                    continue
+                self.error(where, f"wildcard in Resource {resource!r}")
+
+    # ---------------------------------------------------------------- rule 2
+    def check_managed_policy_attachments(self):
+        for logical, resource in self.resources.items():
+            if resource.get("Type") != "AWS::IAM::Role":
+                continue
+            for node in (resource.get("Properties") or {}).get("ManagedPolicyArns") or []:
+                if not (isinstance(node, dict) and node.get("Ref") in self.resources
+                        and self.resources[node["Ref"]].get("Type") == "AWS::IAM::ManagedPolicy"):
+                    self.error(f"Resources.{logical}.ManagedPolicyArns",
+                               f"attaches {json.dumps(node)}, which is not a managed policy of this template")
+
+    # ---------------------------------------------------------------- rules 3 and 4
+    def table_arns(self):
+        arns = set()
+        if self.args.table in self.resources:
+            arns.add("{arn:%s}" % self.args.table)
+        arns.add("arn:{AWS::Partition}:dynamodb:{AWS::Region}:{AWS::AccountId}:table/{param:%s}"
+                 % self.args.existing_table_parameter)
+        return arns
+
+    def role_statements(self, role):
+        """(where, statement) for every statement that applies to the role."""
+        properties = self.resources[role].get("Properties") or {}
+        for i, policy in enumerate(properties.get("Policies") or []):
+            for j, statement in enumerate(as_list(policy["PolicyDocument"]["Statement"])):
+                yield f"Resources.{role}.Policies[{i}].Statement[{j}]", statement
+        for node in properties.get("ManagedPolicyArns") or []:
+            name = node.get("Ref") if isinstance(node, dict) else None
+            if name in self.resources:
+                document = self.resources[name]["Properties"]["PolicyDocument"]
+                for j, statement in enumerate(as_list(document["Statement"])):
+                    yield f"Resources.{name}.Statement[{j}]", statement
+        for logical, resource in self.resources.items():
+            if resource.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
+                roles = resource["Properties"].get("Roles") or [resource["Properties"].get("RoleName")]
+                if {"Ref": role} in roles:
+                    for j, statement in enumerate(as_list(resource["Properties"]["PolicyDocument"]["Statement"])):
+                        yield f"Resources.{logical}.Statement[{j}]", statement
+
+    def grants(self, where, statement):
+        actions = [a for node in as_list(statement.get("Action", [])) for a in self.strings(where, node)]
+        resources = [r for node in as_list(statement.get("Resource", [])) for r in self.strings(where, node)]
+        return actions, resources
+
+    def checkpoint_condition_ok(self, where, statement):
+        condition = statement.get("Condition") or {}
+        if set(condition) != {"ForAllValues:StringLike"}:
+            return False
+        block = condition["ForAllValues:StringLike"]
+        if set(block) != {"dynamodb:LeadingKeys"}:
+            return False
+        patterns = [p for node in as_list(block["dynamodb:LeadingKeys"]) for p in self.strings(where, node)]
+        allowed = {CHECKPOINT_SUFFIX, "{param:%s}%s" % (self.args.key_prefix_parameter, CHECKPOINT_SUFFIX)}
+        return bool(patterns) and set(patterns) <= allowed
+
+    def check_sweeper(self):
+        function = self.resources.get(self.args.sweeper_function)
+        if not function or function.get("Type") not in ("AWS::Lambda::Function", "AWS::Serverless::Function"):
+            self.error(self.args.sweeper_function, "no such Lambda function")
+            return
+        properties = function.get("Properties") or {}
+        role = properties.get("Role")
+        if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+            self.error(self.args.sweeper_function, "Role must be a role of this template (Fn::GetAtt ROLE.Arn)")
+            return
+        role = as_list(role["Fn::GetAtt"])[0].split(".")[0]
+        log_group = ((properties.get("LoggingConfig") or {}).get("LogGroup") or {})
+        log_group = log_group.get("Ref") if isinstance(log_group, dict) else None
+        own_logs = "arn:{AWS::Partition}:logs:{AWS::Region}:{AWS::AccountId}:log-group:{ref:%s}:*" % log_group
+        tables = self.table_arns()
+        expected = {
+            ("dynamodb:Scan", "table", "any key"),
+            ("dynamodb:PartiQLDelete", "table", "any key"),
+            ("dynamodb:GetItem", "table", "checkpoint key"),
+            ("dynamodb:PutItem", "table", "checkpoint key"),
+            ("dynamodb:DeleteItem", "table", "checkpoint key"),
+            ("logs:CreateLogStream", "own log group", "-"),
+            ("logs:PutLogEvents", "own log group", "-"),
+        }
+        granted = set()
+        self.notes.append(f"sweeper role {role} (function {self.args.sweeper_function}):")
+        for where, statement in self.role_statements(role):
+            actions, resources = self.grants(where, statement)
+            self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}"
+                              + (f" if {json.dumps(statement['Condition'])}" if "Condition" in statement else ""))
+            if statement.get("Effect") != "Allow":
+                continue
+            checkpoint_only = self.checkpoint_condition_ok(where, statement)
+            if "Condition" in statement and not checkpoint_only:
+                self.error(where, "sweeper statement has a condition other than the checkpoint LeadingKeys one")
+            for resource in resources:
+                if resource in tables:
+                    kind = "table"
+                elif log_group and resource == own_logs:
+                    kind = "own log group"
+                else:
+                    self.error(where, f"sweeper role reaches {resource!r}, which is neither the sessions table nor its own log group")
+                    continue
+                for action in actions:
+                    scope = "-" if kind != "table" else ("checkpoint key" if checkpoint_only else "any key")
+                    granted.add((action, kind, scope))
+        for extra in sorted(granted - expected):
+            action, kind, scope = extra
+            if action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem") and scope == "any key":
+                self.error(f"Resources.{role}", f"{action} on the table is not restricted to the checkpoint item "
+                           f"(needs ForAllValues:StringLike dynamodb:LeadingKeys <prefix>{CHECKPOINT_SUFFIX})")
+            else:
+                self.error(f"Resources.{role}", f"sweeper is granted {action} on {kind} ({scope}), beyond its contract")
+        for missing in sorted(expected - granted):
+            self.error(f"Resources.{role}", "sweeper lacks %s on %s (%s), which it needs" % missing)
+
+    def check_app_policy(self):
+        policy = self.resources.get(self.args.app_policy)
+        if not policy or policy.get("Type") != "AWS::IAM::ManagedPolicy":
+            self.error(self.args.app_policy, "no such AWS::IAM::ManagedPolicy")
+            return
+        tables = self.table_arns()
+        expected = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+        granted = set()
+        self.notes.append(f"app policy {self.args.app_policy}:")
+        for j, statement in enumerate(as_list(policy["Properties"]["PolicyDocument"]["Statement"])):
+            where = f"Resources.{self.args.app_policy}.Statement[{j}]"
+            actions, resources = self.grants(where, statement)
+            self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}")
+            if statement.get("Effect") != "Allow":
+                continue
+            for resource in resources:
+                if resource not in tables:
+                    self.error(where, f"app policy reaches {resource!r}, which is not the sessions table")
+            granted |= set(actions)
+        if granted != expected:
+            self.error(f"Resources.{self.args.app_policy}",
+                       f"grants {sorted(granted)}, expected exactly {sorted(expected)}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("template")
+    parser.add_argument("--sweeper-function", default="SweeperFunction")
+    parser.add_argument("--table", default="SessionsTable")
+    parser.add_argument("--existing-table-parameter", default="ExistingTableName")
+    parser.add_argument("--key-prefix-parameter", default="KeyPrefix")
+    parser.add_argument("--app-policy", default="AppTablePolicy")
+    args = parser.parse_args()
+
+    checker = Checker(load(args.template), args)
+    checker.check_wildcards()
+    checker.check_managed_policy_attachments()
+    checker.check_sweeper()
+    checker.check_app_policy()
+    for note in checker.notes:
+        print(note)
+    if checker.errors:
+        print(f"IAM check FAILED for {args.template}: {len(checker.errors)} problem(s)", file=sys.stderr)
+        for error in checker.errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    print(f"IAM check passed for {args.template}: no wildcard action or resource (bar own log streams), "
+          "sweeper and app policy limited to the sessions table")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
