@@ -1,0 +1,592 @@
+//! What a sweep does: [`SweepConfig`], its documented defaults, and reading it from the
+//! environment variables of the deployment contract.
+//!
+//! Per-invocation overrides from the schedule's event live in [`crate::event`]. Every
+//! invalid value fails fast with a [`ConfigError`] naming the variable, flag or field.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dynamo_session_store::ItemSchema;
+
+use crate::retry::RetryPolicy;
+
+/// DynamoDB's largest `TotalSegments`.
+pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
+/// Default `TotalSegments`.
+pub const DEFAULT_TOTAL_SEGMENTS: u32 = 8;
+/// Default grace window: the cutoff is `now - 15 s`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(15);
+/// Default safety margin before the Lambda deadline.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(5000);
+/// Default CloudWatch namespace of the metrics line.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "SessionSweeper";
+/// Default number of segments scanned at the same time by one invocation.
+pub const DEFAULT_SEGMENT_CONCURRENCY: u32 = 16;
+/// Default number of delete requests in flight per segment.
+pub const DEFAULT_DELETE_CONCURRENCY: usize = 4;
+
+/// An unusable setting, naming where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct ConfigError {
+    field: String,
+    reason: String,
+}
+
+impl ConfigError {
+    /// A problem with `field` (e.g. "environment variable `SWEEP_TOTAL_SEGMENTS`").
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Where the value came from, e.g. "event field `slice.end`".
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with it.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// How expired items are deleted. Both are conditional on the expiry still being below
+/// the cutoff, so a session refreshed after the scan survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DeleteStrategy {
+    /// PartiQL `BatchExecuteStatement`, 25 `DELETE … WHERE key = ? AND expires < ?` per
+    /// request (IAM action `dynamodb:PartiQLDelete`).
+    #[default]
+    PartiqlBatch,
+    /// One `DeleteItem` with a `ConditionExpression` per item, several in flight (IAM
+    /// action `dynamodb:DeleteItem`).
+    DeleteItem,
+}
+
+impl DeleteStrategy {
+    /// Parses `partiql` or `delete-item`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] on `field` for any other text.
+    pub fn parse(text: &str, field: &str) -> Result<Self, ConfigError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "partiql" | "partiql-batch" | "batch" => Ok(Self::PartiqlBatch),
+            "delete-item" | "deleteitem" | "item" => Ok(Self::DeleteItem),
+            other => Err(ConfigError::new(
+                field,
+                format!("`{other}` is not a delete strategy: use `partiql` or `delete-item`"),
+            )),
+        }
+    }
+}
+
+/// A range of segments `start..end` out of the sweep's total, for one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// First segment, inclusive.
+    pub start: u32,
+    /// Last segment, exclusive.
+    pub end: u32,
+}
+
+impl Slice {
+    /// Segments `start..end`.
+    pub fn new(start: u32, end: u32) -> Self {
+        Self { start, end }
+    }
+
+    /// The number of segments in the slice.
+    pub fn len(&self) -> u32 {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Whether the slice holds no segment.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Everything one sweep needs to know. Built with [`SweepConfig::new`] and `with_*`
+/// methods (defaults below), or from the environment with [`SweepConfig::from_env`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sweeper_lambda::SweepConfig;
+///
+/// let config = SweepConfig::new("sessions")
+///     .with_total_segments(16)
+///     .with_grace(Duration::from_secs(30))
+///     .with_max_deletes_per_second(500);
+/// config.validate().unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    table: Arc<str>,
+    schema: ItemSchema,
+    total_segments: u32,
+    slice: Option<Slice>,
+    grace: Duration,
+    max_deletes_per_second: u32,
+    page_size: u32,
+    deadline_margin: Duration,
+    dry_run: bool,
+    checkpoint: bool,
+    metrics_namespace: String,
+    strategy: DeleteStrategy,
+    segment_concurrency: u32,
+    delete_concurrency: usize,
+    retry: RetryPolicy,
+}
+
+impl SweepConfig {
+    /// A sweep of `table` with the defaults: the default [`ItemSchema`], 8 segments, the
+    /// whole table, 15 s grace, no rate cap, DynamoDB's default page size, a 5 s deadline
+    /// margin, deleting for real, checkpoints on, namespace `SessionSweeper`, PartiQL batch
+    /// deletes, up to 16 segments at a time, 4 delete requests in flight per segment, and
+    /// [`RetryPolicy::default`].
+    pub fn new(table: impl Into<Arc<str>>) -> Self {
+        Self {
+            table: table.into(),
+            schema: ItemSchema::default(),
+            total_segments: DEFAULT_TOTAL_SEGMENTS,
+            slice: None,
+            grace: DEFAULT_GRACE,
+            max_deletes_per_second: 0,
+            page_size: 0,
+            deadline_margin: DEFAULT_DEADLINE_MARGIN,
+            dry_run: false,
+            checkpoint: true,
+            metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
+            strategy: DeleteStrategy::default(),
+            segment_concurrency: DEFAULT_SEGMENT_CONCURRENCY,
+            delete_concurrency: DEFAULT_DELETE_CONCURRENCY,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Reads the contract's environment variables (see the crate docs).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable that is missing or invalid.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`SweepConfig::from_env`], reading variables through `lookup`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable that is missing or invalid.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_named(lookup, |name| format!("environment variable `{name}`"))
+    }
+
+    /// Like [`SweepConfig::from_lookup`]; `describe` names where a variable's value came
+    /// from in errors (say, a command-line flag standing in for it).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable that is missing or invalid.
+    pub fn from_lookup_named(
+        lookup: impl Fn(&str) -> Option<String>,
+        describe: impl Fn(&str) -> String,
+    ) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let var = |name: &str| describe(name);
+        let table = get("SESSIONS_TABLE")
+            .ok_or_else(|| ConfigError::new(var("SESSIONS_TABLE"), "is required"))?;
+        let mut schema = ItemSchema::new();
+        if let Some(v) = get("SESSION_KEY_ATTRIBUTE") {
+            schema = schema.with_key_attribute(v.trim());
+        }
+        if let Some(v) = get("SESSION_EXPIRES_ATTRIBUTE") {
+            schema = schema.with_expires_attribute(v.trim());
+        }
+        if let Some(v) = get("SESSION_DATA_ATTRIBUTE") {
+            schema = schema.with_data_attribute(v.trim());
+        }
+        if let Some(v) = lookup("SESSION_KEY_PREFIX") {
+            schema = schema.with_key_prefix(v);
+        }
+        let mut config = Self::new(table.trim()).with_schema(schema);
+        if let Some(v) = get("SWEEP_TOTAL_SEGMENTS") {
+            config.total_segments = parse_number(&v, &var("SWEEP_TOTAL_SEGMENTS"))?;
+        }
+        if let Some(v) = get("SWEEP_GRACE_SECONDS") {
+            config.grace = Duration::from_secs(parse_number(&v, &var("SWEEP_GRACE_SECONDS"))?);
+        }
+        if let Some(v) = get("SWEEP_MAX_DELETES_PER_SECOND") {
+            config.max_deletes_per_second = parse_number(&v, &var("SWEEP_MAX_DELETES_PER_SECOND"))?;
+        }
+        if let Some(v) = get("SWEEP_PAGE_SIZE") {
+            config.page_size = parse_number(&v, &var("SWEEP_PAGE_SIZE"))?;
+        }
+        if let Some(v) = get("SWEEP_DEADLINE_MARGIN_MS") {
+            config.deadline_margin =
+                Duration::from_millis(parse_number(&v, &var("SWEEP_DEADLINE_MARGIN_MS"))?);
+        }
+        if let Some(v) = get("SWEEP_DRY_RUN") {
+            config.dry_run = parse_bool(&v, &var("SWEEP_DRY_RUN"))?;
+        }
+        if let Some(v) = get("SWEEP_CHECKPOINT") {
+            config.checkpoint = parse_bool(&v, &var("SWEEP_CHECKPOINT"))?;
+        }
+        if let Some(v) = get("SWEEP_METRICS_NAMESPACE") {
+            config.metrics_namespace = v.trim().to_owned();
+        }
+        if let Some(v) = get("SWEEP_DELETE_STRATEGY") {
+            config.strategy = DeleteStrategy::parse(&v, &var("SWEEP_DELETE_STRATEGY"))?;
+        }
+        if let Some(v) = get("SWEEP_SEGMENT_CONCURRENCY") {
+            config.segment_concurrency = parse_number(&v, &var("SWEEP_SEGMENT_CONCURRENCY"))?;
+        }
+        if let Some(v) = get("SWEEP_DELETE_CONCURRENCY") {
+            config.delete_concurrency = parse_number(&v, &var("SWEEP_DELETE_CONCURRENCY"))?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Uses `schema` for attribute names and key prefix (default [`ItemSchema::default`]).
+    pub fn with_schema(mut self, schema: ItemSchema) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Sets `TotalSegments`, 1 to 1,000,000 (default 8). Resets the slice to all segments.
+    pub fn with_total_segments(mut self, total: u32) -> Self {
+        self.total_segments = total;
+        self.slice = None;
+        self
+    }
+
+    /// Sweeps only segments `start..end` of the total (default all of them).
+    pub fn with_slice(mut self, slice: Slice) -> Self {
+        self.slice = Some(slice);
+        self
+    }
+
+    /// Sets the grace window: items expired for less than this survive (default 15 s).
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Caps deletes per second across all segments, 0 for no cap (default 0).
+    pub fn with_max_deletes_per_second(mut self, cap: u32) -> Self {
+        self.max_deletes_per_second = cap;
+        self
+    }
+
+    /// Sets the Scan `Limit` (items evaluated per page), 0 for DynamoDB's 1 MB pages
+    /// (default 0).
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// How long before the Lambda deadline the handler stops starting new work
+    /// (default 5 s).
+    pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
+        self.deadline_margin = margin;
+        self
+    }
+
+    /// Reports what would be deleted and deletes nothing (default `false`).
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Keeps resume cursors in the checkpoint item (default `true`).
+    pub fn with_checkpoint(mut self, checkpoint: bool) -> Self {
+        self.checkpoint = checkpoint;
+        self
+    }
+
+    /// Sets the CloudWatch namespace of the metrics line (default `SessionSweeper`).
+    pub fn with_metrics_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.metrics_namespace = namespace.into();
+        self
+    }
+
+    /// Chooses how items are deleted (default [`DeleteStrategy::PartiqlBatch`]).
+    pub fn with_strategy(mut self, strategy: DeleteStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// How many segments are scanned at the same time (default 16, at most the slice).
+    pub fn with_segment_concurrency(mut self, n: u32) -> Self {
+        self.segment_concurrency = n;
+        self
+    }
+
+    /// How many delete requests each segment keeps in flight (default 4).
+    pub fn with_delete_concurrency(mut self, n: usize) -> Self {
+        self.delete_concurrency = n;
+        self
+    }
+
+    /// Sets the retry policy (default [`RetryPolicy::default`]).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first invalid setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.table.trim().is_empty() {
+            return Err(ConfigError::new("table", "is empty"));
+        }
+        self.schema
+            .validate()
+            .map_err(|e| ConfigError::new("item schema", e.to_string()))?;
+        if !(1..=MAX_TOTAL_SEGMENTS).contains(&self.total_segments) {
+            return Err(ConfigError::new(
+                "total_segments",
+                format!(
+                    "must be between 1 and {MAX_TOTAL_SEGMENTS}, got {}",
+                    self.total_segments
+                ),
+            ));
+        }
+        let slice = self.slice();
+        if slice.start >= slice.end || slice.end > self.total_segments {
+            return Err(ConfigError::new(
+                "slice",
+                format!(
+                    "must satisfy start < end <= total_segments ({}), got {}..{}",
+                    self.total_segments, slice.start, slice.end
+                ),
+            ));
+        }
+        if self.segment_concurrency == 0 {
+            return Err(ConfigError::new(
+                "segment_concurrency",
+                "must be at least 1",
+            ));
+        }
+        if self.delete_concurrency == 0 {
+            return Err(ConfigError::new("delete_concurrency", "must be at least 1"));
+        }
+        if self.metrics_namespace.trim().is_empty() {
+            return Err(ConfigError::new("metrics_namespace", "is empty"));
+        }
+        Ok(())
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The item schema.
+    pub fn schema(&self) -> &ItemSchema {
+        &self.schema
+    }
+
+    /// `TotalSegments`.
+    pub fn total_segments(&self) -> u32 {
+        self.total_segments
+    }
+
+    /// The segments this invocation sweeps.
+    pub fn slice(&self) -> Slice {
+        self.slice
+            .unwrap_or_else(|| Slice::new(0, self.total_segments))
+    }
+
+    /// The checkpoint item's name for this slice, e.g. `0-8of8`.
+    pub fn slice_label(&self) -> String {
+        let s = self.slice();
+        format!("{}-{}of{}", s.start, s.end, self.total_segments)
+    }
+
+    /// The grace window.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// The deletes-per-second cap, 0 for none.
+    pub fn max_deletes_per_second(&self) -> u32 {
+        self.max_deletes_per_second
+    }
+
+    /// The Scan `Limit`, 0 for DynamoDB's default.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// The safety margin before the Lambda deadline.
+    pub fn deadline_margin(&self) -> Duration {
+        self.deadline_margin
+    }
+
+    /// Whether nothing is deleted.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Whether resume cursors are kept.
+    pub fn checkpoint(&self) -> bool {
+        self.checkpoint
+    }
+
+    /// The CloudWatch namespace.
+    pub fn metrics_namespace(&self) -> &str {
+        &self.metrics_namespace
+    }
+
+    /// The delete strategy.
+    pub fn strategy(&self) -> DeleteStrategy {
+        self.strategy
+    }
+
+    /// Segments scanned at the same time (never more than the slice holds).
+    pub fn segment_concurrency(&self) -> u32 {
+        self.segment_concurrency.min(self.slice().len()).max(1)
+    }
+
+    /// Delete requests in flight per segment.
+    pub fn delete_concurrency(&self) -> usize {
+        self.delete_concurrency
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+}
+
+/// Parses a non-negative whole number.
+pub(crate) fn parse_number<T>(text: &str, field: &str) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    text.trim().parse::<T>().map_err(|e| {
+        ConfigError::new(
+            field,
+            format!("`{}` is not a non-negative whole number ({e})", text.trim()),
+        )
+    })
+}
+
+/// Parses `true`/`false` (also `1`/`0`, `yes`/`no`, any case).
+pub(crate) fn parse_bool(text: &str, field: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(ConfigError::new(
+            field,
+            format!("`{other}` is not a boolean: use true or false"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<SweepConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        SweepConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = from(&[("SESSIONS_TABLE", "sessions")]).unwrap();
+        assert_eq!(config.table(), "sessions");
+        assert_eq!(config.total_segments(), 8);
+        assert_eq!(config.slice(), Slice::new(0, 8));
+        assert_eq!(config.slice_label(), "0-8of8");
+        assert_eq!(config.grace(), Duration::from_secs(15));
+        assert_eq!(config.max_deletes_per_second(), 0);
+        assert_eq!(config.page_size(), 0);
+        assert_eq!(config.deadline_margin(), Duration::from_millis(5000));
+        assert!(!config.dry_run());
+        assert!(config.checkpoint());
+        assert_eq!(config.metrics_namespace(), "SessionSweeper");
+        assert_eq!(config.schema(), &ItemSchema::default());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let config = from(&[
+            ("SESSIONS_TABLE", "t"),
+            ("SESSION_KEY_ATTRIBUTE", "pk"),
+            ("SESSION_EXPIRES_ATTRIBUTE", "ttl"),
+            ("SESSION_DATA_ATTRIBUTE", "body"),
+            ("SESSION_KEY_PREFIX", "app:"),
+            ("SWEEP_TOTAL_SEGMENTS", "32"),
+            ("SWEEP_GRACE_SECONDS", "60"),
+            ("SWEEP_MAX_DELETES_PER_SECOND", "250"),
+            ("SWEEP_PAGE_SIZE", "100"),
+            ("SWEEP_DEADLINE_MARGIN_MS", "1500"),
+            ("SWEEP_DRY_RUN", "TRUE"),
+            ("SWEEP_CHECKPOINT", "false"),
+            ("SWEEP_METRICS_NAMESPACE", "Ns"),
+            ("SWEEP_DELETE_STRATEGY", "delete-item"),
+        ])
+        .unwrap();
+        assert_eq!(config.schema().key_attribute(), "pk");
+        assert_eq!(config.schema().expires_attribute(), "ttl");
+        assert_eq!(config.schema().data_attribute(), "body");
+        assert_eq!(config.schema().key_prefix(), "app:");
+        assert_eq!(config.total_segments(), 32);
+        assert_eq!(config.grace(), Duration::from_secs(60));
+        assert_eq!(config.max_deletes_per_second(), 250);
+        assert_eq!(config.page_size(), 100);
+        assert_eq!(config.deadline_margin(), Duration::from_millis(1500));
+        assert!(config.dry_run());
+        assert!(!config.checkpoint());
+        assert_eq!(config.metrics_namespace(), "Ns");
+        assert_eq!(config.strategy(), DeleteStrategy::DeleteItem);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = from(&[]).unwrap_err();
+        assert!(err.field().contains("SESSIONS_TABLE"), "{err}");
+        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_TOTAL_SEGMENTS", "-1")]).unwrap_err();
+        assert!(err.to_string().contains("SWEEP_TOTAL_SEGMENTS"), "{err}");
+        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_TOTAL_SEGMENTS", "0")]).unwrap_err();
+        assert_eq!(err.field(), "total_segments");
+        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_DRY_RUN", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("SWEEP_DRY_RUN"), "{err}");
+        let err =
+            from(&[("SESSIONS_TABLE", "t"), ("SESSION_EXPIRES_ATTRIBUTE", "id")]).unwrap_err();
+        assert!(err.to_string().contains("must differ"), "{err}");
+    }
+
+    #[test]
+    fn slices_are_checked_against_the_total() {
+        let config = SweepConfig::new("t")
+            .with_total_segments(4)
+            .with_slice(Slice::new(2, 5));
+        assert_eq!(config.validate().unwrap_err().field(), "slice");
+        let config = SweepConfig::new("t")
+            .with_total_segments(4)
+            .with_slice(Slice::new(2, 2));
+        assert!(config.validate().is_err());
+        let config = SweepConfig::new("t")
+            .with_total_segments(4)
+            .with_slice(Slice::new(1, 3));
+        config.validate().unwrap();
+        assert_eq!(config.slice_label(), "1-3of4");
+        assert_eq!(config.segment_concurrency(), 2);
+    }
+}

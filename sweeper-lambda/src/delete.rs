@@ -1,0 +1,215 @@
+//! Conditional deletes: an item goes only if its expiry is still below the cutoff.
+//!
+//! Two strategies, chosen by [`DeleteStrategy`]:
+//!
+//! - **PartiQL batches**: `BatchExecuteStatement` with up to 25 statements
+//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ?`. Each statement
+//!   succeeds or fails on its own: `ConditionalCheckFailed` means the session was refreshed
+//!   (or is gone) and is counted as skipped live; throttling and internal errors of single
+//!   statements are retried, just those statements, with back-off.
+//! - **`DeleteItem`**: one request per item with `ConditionExpression: #e < :cutoff`,
+//!   several in flight; `ConditionalCheckFailedException` is counted as skipped live.
+//!
+//! Either way a page's requests run `delete_concurrency` at a time, each waits for the
+//! pacer, and every outcome is added to the shared tally as it happens.
+
+use aws_sdk_dynamodb::types::{AttributeValue, BatchStatementRequest};
+use futures_util::{TryStreamExt, stream};
+
+use crate::config::DeleteStrategy;
+use crate::report::Tally;
+use crate::retry::{StatementRetry, Stop, send_with_retries, statement_retry};
+use crate::sweep::Run;
+
+/// PartiQL's limit of statements per `BatchExecuteStatement`.
+pub const BATCH_SIZE: usize = 25;
+
+/// The PartiQL conditional delete for `table`, key and expiry attributes.
+pub fn delete_statement(table: &str, key_attr: &str, expires_attr: &str) -> String {
+    format!(
+        "DELETE FROM {} WHERE {} = ? AND {} < ?",
+        quote(table),
+        quote(key_attr),
+        quote(expires_attr)
+    )
+}
+
+/// A PartiQL quoted identifier (a `"` inside is doubled).
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Deletes `keys` (expired when scanned) unless refreshed since.
+pub(crate) async fn delete_expired(run: &Run, keys: Vec<String>) -> Result<(), Stop> {
+    let in_flight = run.config.delete_concurrency();
+    match run.config.strategy() {
+        DeleteStrategy::PartiqlBatch => {
+            let batches: Vec<Vec<String>> = keys.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
+            stream::iter(batches.into_iter().map(Ok))
+                .try_for_each_concurrent(in_flight, |batch| delete_batch(run, batch))
+                .await
+        }
+        DeleteStrategy::DeleteItem => {
+            stream::iter(keys.into_iter().map(Ok))
+                .try_for_each_concurrent(in_flight, |key| delete_item(run, key))
+                .await
+        }
+    }
+}
+
+/// One batch of up to 25 conditional PartiQL deletes, retrying failed statements.
+async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
+    let mut delays = run.config.retry().delays();
+    let cutoff = AttributeValue::N(run.cutoff.to_string());
+    loop {
+        if !run.pacer.acquire(pending.len(), &run.budget).await {
+            return Err(Stop::Deadline);
+        }
+        let statements: Vec<BatchStatementRequest> = pending
+            .iter()
+            .map(|key| {
+                BatchStatementRequest::builder()
+                    .statement(run.statement.as_str())
+                    .parameters(AttributeValue::S(key.clone()))
+                    .parameters(cutoff.clone())
+                    .build()
+                    .expect("the statement is set")
+            })
+            .collect();
+        let out = send_with_retries(
+            "BatchExecuteStatement",
+            run.config.retry(),
+            &run.budget,
+            &run.tally,
+            || {
+                run.client
+                    .batch_execute_statement()
+                    .set_statements(Some(statements.clone()))
+                    .send()
+            },
+        )
+        .await?;
+        let responses = out.responses.unwrap_or_default();
+        if responses.len() != pending.len() {
+            return Err(Stop::Failed(protocol_error(format!(
+                "BatchExecuteStatement answered {} responses to {} statements",
+                responses.len(),
+                pending.len()
+            ))));
+        }
+        let mut retry = Vec::new();
+        let mut throttled = false;
+        let mut last_error = None;
+        for (key, response) in pending.into_iter().zip(responses) {
+            let Some(error) = response.error else {
+                Tally::add(&run.tally.deleted, 1);
+                continue;
+            };
+            match statement_retry(error.code.as_ref()) {
+                StatementRetry::ConditionFailed => Tally::add(&run.tally.skipped_live, 1),
+                kind @ (StatementRetry::Throttled | StatementRetry::Transient) => {
+                    throttled |= kind == StatementRetry::Throttled;
+                    last_error = Some(describe(&error));
+                    retry.push(key);
+                }
+                StatementRetry::Permanent => {
+                    return Err(Stop::Failed(protocol_error(format!(
+                        "a PartiQL delete failed: {}",
+                        describe(&error)
+                    ))));
+                }
+            }
+        }
+        if retry.is_empty() {
+            return Ok(());
+        }
+        let Some(delay) = delays.next() else {
+            return Err(Stop::Failed(protocol_error(format!(
+                "{} PartiQL deletes still failing after {} retries: {}",
+                retry.len(),
+                run.config.retry().max_retries(),
+                last_error.unwrap_or_default()
+            ))));
+        };
+        if !run.budget.leaves_time_for(delay) {
+            return Err(Stop::Deadline);
+        }
+        run.tally.retried(throttled);
+        tokio::time::sleep(delay).await;
+        pending = retry;
+    }
+}
+
+/// One conditional `DeleteItem`.
+async fn delete_item(run: &Run, key: String) -> Result<(), Stop> {
+    if !run.pacer.acquire(1, &run.budget).await {
+        return Err(Stop::Deadline);
+    }
+    let schema = run.config.schema();
+    let result = send_with_retries(
+        "DeleteItem",
+        run.config.retry(),
+        &run.budget,
+        &run.tally,
+        || {
+            run.client
+                .delete_item()
+                .table_name(run.config.table())
+                .key(schema.key_attribute(), AttributeValue::S(key.clone()))
+                .condition_expression(format!("{} < :cutoff", dynamo_session_store::item::EXPIRES))
+                .expression_attribute_names(
+                    dynamo_session_store::item::EXPIRES,
+                    schema.expires_attribute(),
+                )
+                .expression_attribute_values(":cutoff", AttributeValue::N(run.cutoff.to_string()))
+                .send()
+        },
+    )
+    .await;
+    match result {
+        Ok(_) => Tally::add(&run.tally.deleted, 1),
+        Err(Stop::Failed(dynamo_session_store::Error::DynamoDb { code, .. }))
+            if code.as_deref() == Some("ConditionalCheckFailedException") =>
+        {
+            Tally::add(&run.tally.skipped_live, 1);
+        }
+        Err(stop) => return Err(stop),
+    }
+    Ok(())
+}
+
+fn describe(error: &aws_sdk_dynamodb::types::BatchStatementError) -> String {
+    format!(
+        "{} ({})",
+        error.code.as_ref().map_or("no code", |c| c.as_str()),
+        error.message.as_deref().unwrap_or("no message")
+    )
+}
+
+fn protocol_error(message: String) -> dynamo_session_store::Error {
+    let source: Box<dyn std::error::Error + Send + Sync> = message.clone().into();
+    dynamo_session_store::Error::DynamoDb {
+        operation: "BatchExecuteStatement",
+        code: None,
+        transient: false,
+        message,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_quote_identifiers() {
+        assert_eq!(
+            delete_statement("sessions", "id", "expires"),
+            r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ?"#
+        );
+        assert_eq!(
+            delete_statement("t", "we\"ird", "e"),
+            r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ?"#
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! What a sweep did: [`SweepReport`], the counters segments share while it runs, and the
+//! CloudWatch Embedded Metric Format line that turns the counts into metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+use serde_json::{Value, json};
+
+/// The outcome of one sweep (one invocation, one slice).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct SweepReport {
+    /// The table swept.
+    pub table: String,
+    /// The slice swept, e.g. `0-8of8` (also the checkpoint item's name).
+    pub slice: String,
+    /// Whether nothing was deleted on purpose.
+    pub dry_run: bool,
+    /// Items whose expiry (epoch seconds) is below this were deleted.
+    pub cutoff: i64,
+    /// Items DynamoDB evaluated (`ScannedCount`), live ones included.
+    pub scanned: u64,
+    /// Well-formed session items found expired (deleted, skipped live, or left by a dry
+    /// run).
+    pub expired_found: u64,
+    /// Items deleted.
+    pub deleted: u64,
+    /// Expired items whose conditional delete failed: refreshed after the scan (or already
+    /// gone). They were left alone.
+    pub skipped_live: u64,
+    /// Items with a missing or non-numeric expiry, or a key that is not a string: never
+    /// deleted, only counted.
+    pub malformed_skipped: u64,
+    /// Retries after throttling (`ProvisionedThroughputExceeded`, `Throttling`,
+    /// `RequestLimitExceeded`, whole requests or single statements).
+    pub throttled_retries: u64,
+    /// All retries, throttling included (also 5xx, timeouts, connection failures).
+    pub retries: u64,
+    /// Scan pages processed.
+    pub pages: u64,
+    /// Segments of the slice finished (in this or an earlier, checkpointed invocation).
+    pub segments_completed: u32,
+    /// Segments that failed after retries.
+    pub segments_failed: u32,
+    /// Segments not finished because time ran out (they resume next time).
+    pub segments_remaining: u32,
+    /// Segments continued from a checkpointed cursor rather than from the start.
+    pub segments_resumed: u32,
+    /// How long the sweep took.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    /// Whether every segment of the slice is finished.
+    pub complete: bool,
+    /// Whether resume cursors were saved (the sweep stopped early with checkpoints on).
+    pub checkpoint_saved: bool,
+    /// Why segments failed, and any checkpoint failure (no session ids in here).
+    pub errors: Vec<String>,
+}
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The metric names of the deployment contract, in the order they are emitted.
+pub const METRIC_NAMES: [&str; 10] = [
+    "Scanned",
+    "ExpiredFound",
+    "Deleted",
+    "SkippedLive",
+    "MalformedSkipped",
+    "ThrottledRetries",
+    "SegmentsCompleted",
+    "SegmentsFailed",
+    "Incomplete",
+    "DurationMs",
+];
+
+impl SweepReport {
+    /// The report as one CloudWatch Embedded Metric Format object: namespace `namespace`,
+    /// dimension `TableName`, the [`METRIC_NAMES`] as metrics, the rest as properties.
+    /// `timestamp_ms` is the metric time, epoch milliseconds.
+    pub fn to_emf(&self, namespace: &str, timestamp_ms: i64) -> Value {
+        let metrics: Vec<Value> = METRIC_NAMES
+            .iter()
+            .map(|name| {
+                let unit = if *name == "DurationMs" {
+                    "Milliseconds"
+                } else {
+                    "Count"
+                };
+                json!({"Name": name, "Unit": unit})
+            })
+            .collect();
+        json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["TableName"]],
+                    "Metrics": metrics,
+                }],
+            },
+            "TableName": self.table,
+            "Scanned": self.scanned,
+            "ExpiredFound": self.expired_found,
+            "Deleted": self.deleted,
+            "SkippedLive": self.skipped_live,
+            "MalformedSkipped": self.malformed_skipped,
+            "ThrottledRetries": self.throttled_retries,
+            "SegmentsCompleted": self.segments_completed,
+            "SegmentsFailed": self.segments_failed,
+            "Incomplete": u8::from(!self.complete),
+            "DurationMs": u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+            "Slice": self.slice,
+            "DryRun": self.dry_run,
+            "Retries": self.retries,
+            "SegmentsRemaining": self.segments_remaining,
+        })
+    }
+
+    /// [`SweepReport::to_emf`] as one line of JSON, ready for stdout.
+    pub fn emf_line(&self, namespace: &str, timestamp_ms: i64) -> String {
+        self.to_emf(namespace, timestamp_ms).to_string()
+    }
+}
+
+/// Counters shared by the segment tasks of one sweep.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub scanned: AtomicU64,
+    pub expired_found: AtomicU64,
+    pub deleted: AtomicU64,
+    pub skipped_live: AtomicU64,
+    pub malformed_skipped: AtomicU64,
+    pub throttled_retries: AtomicU64,
+    pub retries: AtomicU64,
+    pub pages: AtomicU64,
+}
+
+impl Tally {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts one retry, and whether throttling caused it.
+    pub(crate) fn retried(&self, throttled: bool) {
+        Self::add(&self.retries, 1);
+        if throttled {
+            Self::add(&self.throttled_retries, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> SweepReport {
+        SweepReport {
+            table: "sessions".into(),
+            slice: "0-8of8".into(),
+            dry_run: false,
+            cutoff: 1_700_000_000,
+            scanned: 10,
+            expired_found: 6,
+            deleted: 4,
+            skipped_live: 2,
+            malformed_skipped: 1,
+            throttled_retries: 3,
+            retries: 5,
+            pages: 2,
+            segments_completed: 7,
+            segments_failed: 1,
+            segments_remaining: 0,
+            segments_resumed: 0,
+            duration: Duration::from_millis(1234),
+            complete: false,
+            checkpoint_saved: true,
+            errors: vec!["segment 3: boom".into()],
+        }
+    }
+
+    #[test]
+    fn emf_line_is_one_json_line_with_the_contract_metrics() {
+        let line = report().emf_line("SessionSweeper", 1_700_000_000_000);
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(directive["Namespace"], "SessionSweeper");
+        assert_eq!(directive["Dimensions"], json!([["TableName"]]));
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, METRIC_NAMES);
+        assert_eq!(directive["Metrics"][9]["Unit"], "Milliseconds");
+        assert_eq!(directive["Metrics"][0]["Unit"], "Count");
+        // Every metric has a numeric value beside it, and the dimension is set.
+        for name in METRIC_NAMES {
+            assert!(v[name].is_u64(), "{name} missing");
+        }
+        assert_eq!(v["TableName"], "sessions");
+        assert_eq!(v["Deleted"], 4);
+        assert_eq!(v["Incomplete"], 1);
+        assert_eq!(v["DurationMs"], 1234);
+    }
+
+    #[test]
+    fn report_json_has_duration_in_millis() {
+        let v = serde_json::to_value(report()).unwrap();
+        assert_eq!(v["duration_ms"], 1234);
+        assert_eq!(v["skipped_live"], 2);
+        assert_eq!(v["complete"], false);
+    }
+}

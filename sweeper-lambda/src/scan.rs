@@ -1,0 +1,211 @@
+//! Reading one page of one segment, and deciding what each item on it is.
+//!
+//! The scan asks for expired items and for items whose expiry is not a number at all:
+//!
+//! ```text
+//! FilterExpression:     (#e < :cutoff OR NOT attribute_type(#e, :n))
+//!                       [AND begins_with(#k, :prefix)] AND NOT begins_with(#k, :reserved)
+//! ProjectionExpression: #k, #e
+//! ```
+//!
+//! The second half of the `OR` is there to count malformed items honestly: an expiry
+//! stored as a string, or missing, would otherwise be silently filtered out. They are
+//! returned (key and expiry only), classified by [`classify_page`], counted, and never
+//! deleted. The key prefix keeps a sweep to its own sessions in a shared table, and the
+//! reserved prefix keeps the checkpoint item out of the results.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynamo_session_store::ItemSchema;
+use dynamo_session_store::item::{EXPIRES, KEY, RESERVED_ID_PREFIX};
+
+use crate::checkpoint::Cursor;
+use crate::config::SweepConfig;
+
+/// What one scanned page holds, decided item by item.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PagePlan {
+    /// Keys of well-formed sessions expired before the cutoff: to delete.
+    pub expired: Vec<String>,
+    /// Items with a missing or non-numeric expiry, or a key that is not a string.
+    pub malformed: u64,
+    /// Items that are not ours to judge: reserved keys, other prefixes, or not expired
+    /// after all. Never deleted, not counted as malformed.
+    pub ignored: u64,
+}
+
+/// Classifies the items of a page against the cutoff (epoch seconds). Pure.
+pub fn classify_page(
+    schema: &ItemSchema,
+    items: Vec<HashMap<String, AttributeValue>>,
+    cutoff: i64,
+) -> PagePlan {
+    let mut plan = PagePlan::default();
+    for item in items {
+        let key = match schema.key_of(&item) {
+            Ok(key) => key,
+            Err(_) => {
+                plan.malformed += 1;
+                continue;
+            }
+        };
+        if !key.starts_with(schema.key_prefix()) || schema.is_reserved_key(key) {
+            plan.ignored += 1;
+            continue;
+        }
+        match schema.expires_of(&item) {
+            Ok(expires) if expires < cutoff => plan.expired.push(key.to_owned()),
+            Ok(_) => plan.ignored += 1,
+            Err(_) => plan.malformed += 1,
+        }
+    }
+    plan
+}
+
+/// The scan's `FilterExpression` and its values.
+pub(crate) fn filter(
+    schema: &ItemSchema,
+    cutoff: i64,
+) -> (String, HashMap<String, AttributeValue>) {
+    let mut expr = format!("({EXPIRES} < :cutoff OR NOT attribute_type({EXPIRES}, :n))");
+    let mut values = HashMap::from([
+        (":cutoff".to_owned(), AttributeValue::N(cutoff.to_string())),
+        (":n".to_owned(), AttributeValue::S("N".to_owned())),
+        (
+            ":reserved".to_owned(),
+            AttributeValue::S(format!("{}{RESERVED_ID_PREFIX}", schema.key_prefix())),
+        ),
+    ]);
+    if !schema.key_prefix().is_empty() {
+        expr.push_str(&format!(" AND begins_with({KEY}, :prefix)"));
+        values.insert(
+            ":prefix".to_owned(),
+            AttributeValue::S(schema.key_prefix().to_owned()),
+        );
+    }
+    expr.push_str(&format!(" AND NOT begins_with({KEY}, :reserved)"));
+    (expr, values)
+}
+
+/// A prepared scan of one table: the request parts every page shares.
+#[derive(Debug, Clone)]
+pub(crate) struct PageScan {
+    filter: String,
+    values: HashMap<String, AttributeValue>,
+    names: HashMap<String, String>,
+}
+
+impl PageScan {
+    pub(crate) fn new(schema: &ItemSchema, cutoff: i64) -> Self {
+        let (filter, values) = filter(schema, cutoff);
+        Self {
+            filter,
+            values,
+            names: schema.key_and_expiry_names(),
+        }
+    }
+
+    /// Sends the scan of one page of `segment`, from `cursor`.
+    pub(crate) async fn send(
+        &self,
+        client: &Client,
+        config: &SweepConfig,
+        segment: u32,
+        cursor: Option<&Cursor>,
+    ) -> Result<
+        ScanOutput,
+        aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::scan::ScanError>,
+    > {
+        let limit = i32::try_from(config.page_size()).ok().filter(|n| *n > 0);
+        client
+            .scan()
+            .table_name(config.table())
+            .segment(segment as i32)
+            .total_segments(config.total_segments() as i32)
+            .filter_expression(&self.filter)
+            .projection_expression(format!("{KEY}, {EXPIRES}"))
+            .set_expression_attribute_names(Some(self.names.clone()))
+            .set_expression_attribute_values(Some(self.values.clone()))
+            .set_limit(limit)
+            .set_exclusive_start_key(cursor.cloned())
+            .send()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(
+        key: AttributeValue,
+        expires: Option<AttributeValue>,
+    ) -> HashMap<String, AttributeValue> {
+        let mut item = HashMap::from([("id".to_owned(), key)]);
+        if let Some(e) = expires {
+            item.insert("expires".to_owned(), e);
+        }
+        item
+    }
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_owned())
+    }
+
+    fn n(v: &str) -> AttributeValue {
+        AttributeValue::N(v.to_owned())
+    }
+
+    #[test]
+    fn pages_are_classified_item_by_item() {
+        let schema = ItemSchema::new();
+        let plan = classify_page(
+            &schema,
+            vec![
+                item(s("old"), Some(n("99"))),
+                item(s("fresh"), Some(n("100"))),
+                item(s("text-expiry"), Some(s("99"))),
+                item(s("no-expiry"), None),
+                item(s("fraction"), Some(n("99.5"))),
+                item(n("7"), Some(n("1"))),
+                item(s("!sweeper-checkpoint/0-1of1"), None),
+            ],
+            100,
+        );
+        assert_eq!(plan.expired, ["old"]);
+        assert_eq!(plan.malformed, 4);
+        assert_eq!(plan.ignored, 2);
+    }
+
+    #[test]
+    fn other_prefixes_are_not_ours() {
+        let schema = ItemSchema::new().with_key_prefix("app:");
+        let plan = classify_page(
+            &schema,
+            vec![
+                item(s("app:a"), Some(n("1"))),
+                item(s("other:b"), Some(n("1"))),
+                item(s("app:!sweeper-checkpoint/0-1of1"), None),
+            ],
+            100,
+        );
+        assert_eq!(plan.expired, ["app:a"]);
+        assert_eq!(plan.malformed, 0);
+        assert_eq!(plan.ignored, 2);
+    }
+
+    #[test]
+    fn filter_binds_every_value_it_uses() {
+        let (expr, values) = filter(&ItemSchema::new(), 5);
+        assert!(!expr.contains(":prefix"));
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[":reserved"], s("!"));
+        let (expr, values) = filter(&ItemSchema::new().with_key_prefix("p:"), 5);
+        assert!(expr.contains("begins_with(#k, :prefix)"));
+        assert_eq!(values[":reserved"], s("p:!"));
+        assert_eq!(values[":cutoff"], n("5"));
+    }
+}
