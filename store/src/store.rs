@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
@@ -442,9 +445,14 @@ impl DynamoStore {
         match mode {
             Mode::Upsert => {}
             Mode::Insert => {
+                // ALL_OLD: if the SDK retried after an attempt that was applied but whose
+                // answer was lost, the item found is our own write, not someone else's.
                 request = request
                     .condition_expression(format!("attribute_not_exists({KEY})"))
-                    .expression_attribute_names(KEY, self.schema.key_attribute());
+                    .expression_attribute_names(KEY, self.schema.key_attribute())
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    );
             }
             Mode::Update => {
                 request = request
@@ -466,6 +474,10 @@ impl DynamoStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
+                if mode == Mode::Insert && self.is_own_write(&err, next) {
+                    self.cache.record(&key, next);
+                    return Ok(WriteOutcome::Put);
+                }
                 self.cache.forget(&key);
                 tracing::debug!(session = %redact(&key), ?mode, "conditional write refused");
                 Ok(if mode == Mode::Insert {
@@ -480,6 +492,21 @@ impl DynamoStore {
                 Err(Error::sdk("PutItem", err))
             }
         }
+    }
+
+    /// Whether the item that failed an insert's condition is exactly the one this insert
+    /// wrote (an earlier attempt applied, its answer lost, then retried by the SDK).
+    fn is_own_write(&self, err: &SdkError<PutItemError, HttpResponse>, written: Seen) -> bool {
+        let Some(PutItemError::ConditionalCheckFailedException(refused)) = err.as_service_error()
+        else {
+            return false;
+        };
+        refused
+            .item()
+            .and_then(|item| self.schema.decode(item.clone()).ok())
+            .is_some_and(|found| {
+                found.expires == written.expires && fingerprint(&found.data) == written.data_hash
+            })
     }
 
     /// Sets the expiry of an existing, unexpired item. `false` if there is none.
