@@ -112,7 +112,7 @@ if [[ ${INFRA_SKIP_LAMBDA_BUILD:-} == 1 ]]; then
 fi
 t=$SECONDS
 rustup target add aarch64-unknown-linux-gnu
-cargo lambda build --release --arm64 -p sweeper-lambda --bin sweeper --output-format zip
+cargo lambda build --release --locked --arm64 -p sweeper-lambda --bin sweeper --output-format zip
 zip="${CARGO_TARGET_DIR:-target}/lambda/sweeper/bootstrap.zip"
 bytes=$(stat -c %s "$zip")
 "$PY" - "$zip" <<'EOF'
