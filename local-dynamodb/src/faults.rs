@@ -60,18 +60,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRANSFER_ENCODING};
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode, Uri};
+use http_body_util::Full;
+use hyper::Uri;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::{Map, Value, json};
+use hyper_util::rt::TokioExecutor;
 use tokio::sync::oneshot;
 
 use crate::{LocalDynamo, StartError};
+
+mod batch;
+mod http;
 
 /// One kind of injected fault. See the [module docs](self) for what each one does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,10 +168,13 @@ pub struct FaultPlan {
     /// How long [`Fault::Timeout`] and [`Fault::TimeoutAfterForward`] hold a request before
     /// resetting the connection.
     pub timeout_hold: Duration,
+    /// Stop injecting after this many faults under this plan (`None`: no limit). With rate
+    /// 1.0 and a limit of `n`, exactly the first `n` matching requests fail.
+    pub max_faults: Option<u64>,
 }
 
 impl Default for FaultPlan {
-    /// No faults: rate 0, seed 0, `timeout_hold` 1 s.
+    /// No faults: rate 0, all operations, seed 0, `timeout_hold` 1 s, no limit.
     fn default() -> Self {
         Self {
             rate: 0.0,
@@ -180,6 +182,7 @@ impl Default for FaultPlan {
             operations: Vec::new(),
             seed: 0,
             timeout_hold: Duration::from_secs(1),
+            max_faults: None,
         }
     }
 }
@@ -219,6 +222,12 @@ impl FaultPlan {
     /// Sets how long timeouts hold a request.
     pub fn with_timeout_hold(mut self, hold: Duration) -> Self {
         self.timeout_hold = hold;
+        self
+    }
+
+    /// Injects at most `n` faults under this plan.
+    pub fn at_most(mut self, n: u64) -> Self {
+        self.max_faults = Some(n);
         self
     }
 
@@ -272,6 +281,8 @@ struct State {
     plan: FaultPlan,
     rng: fastrand::Rng,
     stats: FaultStats,
+    /// Faults drawn under the current plan, for [`FaultPlan::max_faults`].
+    drawn: u64,
 }
 
 struct ShutdownOnDrop(Option<oneshot::Sender<()>>);
@@ -328,13 +339,14 @@ impl FaultProxy {
                 rng: fastrand::Rng::with_seed(plan.seed),
                 plan,
                 stats: FaultStats::default(),
+                drawn: 0,
             }),
         });
         let (stop, stopped) = oneshot::channel();
         let serving = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("fault-proxy".into())
-            .spawn(move || runtime.block_on(serve(std_listener, serving, stopped)))
+            .spawn(move || runtime.block_on(http::serve(std_listener, serving, stopped)))
             .map_err(|e| StartError(e.to_string()))?;
         Ok(FaultProxy {
             shared,
@@ -374,6 +386,7 @@ impl FaultProxy {
         let mut state = self.shared.lock_state();
         state.rng = fastrand::Rng::with_seed(plan.seed);
         state.plan = plan;
+        state.drawn = 0;
     }
 
     /// The current plan.
@@ -400,10 +413,18 @@ impl Shared {
     /// Counts the request and draws whether (and which) fault it gets.
     fn decide(&self, operation: &str) -> Option<(Fault, Duration)> {
         let mut state = self.lock_state();
-        let State { plan, rng, stats } = &mut *state;
+        let State {
+            plan,
+            rng,
+            stats,
+            drawn,
+        } = &mut *state;
         stats.requests += 1;
         *stats.by_operation.entry(operation.to_owned()).or_default() += 1;
-        if plan.rate <= 0.0 || !plan.matches(operation) {
+        if plan.rate <= 0.0
+            || !plan.matches(operation)
+            || plan.max_faults.is_some_and(|max| *drawn >= max)
+        {
             return None;
         }
         let applicable: Vec<Fault> = plan
@@ -416,6 +437,7 @@ impl Shared {
             return None;
         }
         let fault = applicable[rng.usize(..applicable.len())];
+        *drawn += 1;
         Some((fault, plan.timeout_hold))
     }
 
@@ -437,543 +459,9 @@ impl Shared {
     }
 }
 
-/// Accepts connections until the last handle is dropped.
-async fn serve(
-    std_listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("fault proxy: {e}");
-            return;
-        }
-    };
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    eprintln!("fault proxy: accept: {e}");
-                    continue;
-                }
-            },
-        };
-        // The proxy only closes a connection itself to inject a fault: make that a reset
-        // (RST), as a dying server or load balancer would, rather than an orderly FIN.
-        let _ = stream.set_zero_linger();
-        let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(Arc::clone(&shared), req));
-            // An error here is either an injected reset or the client going away.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-/// Returned by the service to make hyper drop the connection without answering.
-#[derive(Debug)]
-struct DropConnection;
-
-impl fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("fault proxy: connection dropped on purpose")
-    }
-}
-
-impl std::error::Error for DropConnection {}
-
-type ProxyResponse = Response<Full<Bytes>>;
-
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<ProxyResponse, DropConnection> {
-    let operation = operation_of(req.headers());
-    let (parts, body) = req.into_parts();
-    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-        return Err(DropConnection);
-    };
-    let Some((fault, hold)) = shared.decide(&operation) else {
-        return Ok(forward(&shared, &parts, body).await);
-    };
-    match fault {
-        Fault::ProvisionedThroughputExceeded
-        | Fault::Throttling
-        | Fault::InternalServerError
-        | Fault::ServiceUnavailable => {
-            shared.count_injected(fault, 0);
-            Ok(error_response(fault))
-        }
-        Fault::Timeout => {
-            shared.count_injected(fault, 0);
-            tokio::time::sleep(hold).await;
-            Err(DropConnection)
-        }
-        Fault::TimeoutAfterForward => {
-            shared.count_injected(fault, 0);
-            let _applied = forward(&shared, &parts, body).await;
-            tokio::time::sleep(hold).await;
-            Err(DropConnection)
-        }
-        Fault::ConnectionReset => {
-            shared.count_injected(fault, 0);
-            Err(DropConnection)
-        }
-        Fault::ConnectionResetAfterForward => {
-            shared.count_injected(fault, 0);
-            let _applied = forward(&shared, &parts, body).await;
-            Err(DropConnection)
-        }
-        Fault::PartialBatch => Ok(partial_batch(&shared, &operation, &parts, body).await),
-    }
-}
-
-/// The DynamoDB operation of a request, from `X-Amz-Target: DynamoDB_20120810.PutItem`.
-fn operation_of(headers: &hyper::HeaderMap) -> String {
-    headers
-        .get("x-amz-target")
-        .and_then(|t| t.to_str().ok())
-        .and_then(|t| t.rsplit('.').next())
-        .unwrap_or("unknown")
-        .to_owned()
-}
-
-/// Sends the request to the upstream and relays its answer (body fully read).
-async fn forward(
-    shared: &Shared,
-    parts: &hyper::http::request::Parts,
-    body: Bytes,
-) -> ProxyResponse {
-    match send_upstream(shared, parts, body).await {
-        Ok((status, headers, body)) => relay(status, headers, body),
-        Err(e) => upstream_unreachable(&e),
-    }
-}
-
-async fn send_upstream(
-    shared: &Shared,
-    parts: &hyper::http::request::Parts,
-    body: Bytes,
-) -> Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut uri = shared.upstream.clone().into_parts();
-    uri.path_and_query = Some(path.parse().map_err(|e| format!("bad path: {e}"))?);
-    let uri = Uri::from_parts(uri).map_err(|e| e.to_string())?;
-    let mut request = Request::builder().method(parts.method.clone()).uri(uri);
-    for (name, value) in &parts.headers {
-        // The body may have been rewritten (PartialBatch): let hyper frame it.
-        if name != CONTENT_LENGTH && name != TRANSFER_ENCODING {
-            request = request.header(name, value);
-        }
-    }
-    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let response = shared
-        .http
-        .request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((parts.status, parts.headers, body))
-}
-
-fn relay(status: StatusCode, mut headers: hyper::HeaderMap, body: Bytes) -> ProxyResponse {
-    headers.remove(CONTENT_LENGTH);
-    headers.remove(TRANSFER_ENCODING);
-    headers.remove("x-amz-crc32"); // no longer true once a body is rewritten
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-}
-
-fn upstream_unreachable(error: &str) -> ProxyResponse {
-    eprintln!("fault proxy: upstream request failed: {error}");
-    json_response(
-        StatusCode::BAD_GATEWAY,
-        Some("InternalServerError"),
-        &json!({
-            "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-            "message": format!("fault proxy: upstream request failed: {error}"),
-        }),
-    )
-}
-
-/// DynamoDB's JSON 1.0 error for an error-response fault, exactly as AWS sends it.
-fn error_response(fault: Fault) -> ProxyResponse {
-    let (status, namespace, code, message) = match fault {
-        Fault::ProvisionedThroughputExceeded => (
-            StatusCode::BAD_REQUEST,
-            "com.amazonaws.dynamodb.v20120810",
-            "ProvisionedThroughputExceededException",
-            "The level of configured provisioned throughput for the table was exceeded. \
-             Consider increasing your provisioning level with the UpdateTable API.",
-        ),
-        Fault::Throttling => (
-            StatusCode::BAD_REQUEST,
-            "com.amazon.coral.availability",
-            "ThrottlingException",
-            "Rate of requests exceeds the allowed throughput.",
-        ),
-        Fault::ServiceUnavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "com.amazonaws.dynamodb.v20120810",
-            "ServiceUnavailable",
-            "The service is currently unavailable or busy.",
-        ),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "com.amazonaws.dynamodb.v20120810",
-            "InternalServerError",
-            "Internal server error",
-        ),
-    };
-    json_response(
-        status,
-        Some(code),
-        &json!({ "__type": format!("{namespace}#{code}"), "message": message }),
-    )
-}
-
-fn json_response(status: StatusCode, error_type: Option<&str>, body: &Value) -> ProxyResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    if let Some(code) = error_type.and_then(|c| HeaderValue::from_str(c).ok()) {
-        headers.insert("x-amzn-errortype", code);
-    }
-    headers.insert(
-        "x-amzn-requestid",
-        HeaderValue::from_static("FAULTPROXY0000000000000000000000000000000000000000000"),
-    );
-    response
-}
-
-/// Executes part of a batch and reports the rest as not done.
-async fn partial_batch(
-    shared: &Shared,
-    operation: &str,
-    parts: &hyper::http::request::Parts,
-    body: Bytes,
-) -> ProxyResponse {
-    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&body) else {
-        return forward(shared, parts, body).await; // not ours to judge: let upstream answer
-    };
-    let mut rng = shared.fork_rng();
-    let split = match operation {
-        "BatchWriteItem" => split_batch_write(request, &mut rng),
-        _ => split_batch_statements(request, &mut rng),
-    };
-    let Some(split) = split else {
-        return forward(shared, parts, body).await; // nothing to split
-    };
-    shared.count_injected(Fault::PartialBatch, split.withheld_count);
-    let upstream = match split.forward {
-        None => None,
-        Some(request) => {
-            let body = Bytes::from(Value::Object(request).to_string());
-            match send_upstream(shared, parts, body).await {
-                Ok((status, headers, body)) if status.is_success() => {
-                    match serde_json::from_slice::<Value>(&body) {
-                        Ok(Value::Object(answer)) => Some((headers, answer)),
-                        _ => return relay(status, headers, body),
-                    }
-                }
-                // The whole request failed: the client retries all of it anyway.
-                Ok((status, headers, body)) => return relay(status, headers, body),
-                Err(e) => return upstream_unreachable(&e),
-            }
-        }
-    };
-    let (headers, answer) = upstream.unwrap_or_default();
-    let merged = (split.merge)(answer);
-    let mut response = relay(
-        StatusCode::OK,
-        headers,
-        Bytes::from(Value::Object(merged).to_string()),
-    );
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    response
-}
-
-type Object = Map<String, Value>;
-
-/// A batch request cut in two: what to forward (if anything is left) and how to fold the
-/// withheld entries into the upstream's answer.
-struct Split {
-    forward: Option<Object>,
-    withheld_count: usize,
-    merge: Box<dyn FnOnce(Object) -> Object + Send>,
-}
-
-/// Picks which of `n >= 1` entries to withhold: each with probability one half, and at
-/// least one.
-fn pick_withheld(n: usize, rng: &mut fastrand::Rng) -> Vec<bool> {
-    let mut withheld: Vec<bool> = (0..n).map(|_| rng.bool()).collect();
-    if !withheld.contains(&true) {
-        withheld[rng.usize(..n)] = true;
-    }
-    withheld
-}
-
-/// `BatchWriteItem`: some requests go to `UnprocessedItems` without being executed.
-fn split_batch_write(mut request: Object, rng: &mut fastrand::Rng) -> Option<Split> {
-    let Some(Value::Object(items)) = request.remove("RequestItems") else {
-        return None;
-    };
-    let total: usize = items
-        .values()
-        .map(|v| v.as_array().map_or(0, Vec::len))
-        .sum();
-    if total == 0 {
-        request.insert("RequestItems".into(), Value::Object(items));
-        return None;
-    }
-    let mut withheld_flags = pick_withheld(total, rng).into_iter();
-    let mut kept = Object::new();
-    let mut withheld = Object::new();
-    for (table, entries) in items {
-        let entries = match entries {
-            Value::Array(entries) => entries,
-            other => {
-                kept.insert(table, other);
-                continue;
-            }
-        };
-        let (mut keep, mut hold) = (Vec::new(), Vec::new());
-        for entry in entries {
-            if withheld_flags.next().unwrap_or(false) {
-                hold.push(entry);
-            } else {
-                keep.push(entry);
-            }
-        }
-        if !keep.is_empty() {
-            kept.insert(table.clone(), Value::Array(keep));
-        }
-        if !hold.is_empty() {
-            withheld.insert(table, Value::Array(hold));
-        }
-    }
-    let withheld_count = withheld
-        .values()
-        .map(|v| v.as_array().map_or(0, Vec::len))
-        .sum();
-    let forward = (!kept.is_empty()).then(|| {
-        request.insert("RequestItems".into(), Value::Object(kept));
-        request
-    });
-    Some(Split {
-        forward,
-        withheld_count,
-        merge: Box::new(move |mut answer| {
-            let unprocessed = answer
-                .entry("UnprocessedItems")
-                .or_insert_with(|| Value::Object(Object::new()));
-            if !unprocessed.is_object() {
-                *unprocessed = Value::Object(Object::new());
-            }
-            if let Value::Object(unprocessed) = unprocessed {
-                for (table, entries) in withheld {
-                    let slot = unprocessed
-                        .entry(table)
-                        .or_insert_with(|| Value::Array(Vec::new()));
-                    if let (Value::Array(slot), Value::Array(entries)) = (slot, entries) {
-                        slot.extend(entries);
-                    }
-                }
-            }
-            answer
-        }),
-    })
-}
-
-/// The per-statement error codes DynamoDB returns for capacity and server trouble.
-const STATEMENT_ERRORS: [(&str, &str); 3] = [
-    (
-        "ThrottlingError",
-        "Throughput exceeds the current capacity for one or more global secondary indexes. \
-         DynamoDB is automatically scaling your index so please try again shortly.",
-    ),
-    (
-        "ProvisionedThroughputExceeded",
-        "The level of configured provisioned throughput for the table was exceeded.",
-    ),
-    ("InternalServerError", "Internal server error"),
-];
-
-/// `BatchExecuteStatement`: some statements are dropped, and errors take their places in
-/// `Responses`.
-fn split_batch_statements(mut request: Object, rng: &mut fastrand::Rng) -> Option<Split> {
-    let Some(Value::Array(statements)) = request.remove("Statements") else {
-        return None;
-    };
-    if statements.is_empty() {
-        request.insert("Statements".into(), Value::Array(statements));
-        return None;
-    }
-    let withheld = pick_withheld(statements.len(), rng);
-    let errors: Vec<Option<Value>> = withheld
-        .iter()
-        .map(|&w| {
-            w.then(|| {
-                let (code, message) = STATEMENT_ERRORS[rng.usize(..STATEMENT_ERRORS.len())];
-                json!({ "Error": { "Code": code, "Message": message } })
-            })
-        })
-        .collect();
-    let kept: Vec<Value> = statements
-        .into_iter()
-        .zip(&withheld)
-        .filter(|(_, w)| !**w)
-        .map(|(s, _)| s)
-        .collect();
-    let withheld_count = withheld.iter().filter(|w| **w).count();
-    let forward = (!kept.is_empty()).then(|| {
-        request.insert("Statements".into(), Value::Array(kept));
-        request
-    });
-    Some(Split {
-        forward,
-        withheld_count,
-        merge: Box::new(move |mut answer| {
-            let mut upstream = match answer.remove("Responses") {
-                Some(Value::Array(responses)) => responses.into_iter(),
-                _ => Vec::new().into_iter(),
-            };
-            let responses = errors
-                .into_iter()
-                .map(|error| match error {
-                    Some(error) => error,
-                    None => upstream.next().unwrap_or_else(|| json!({})),
-                })
-                .collect();
-            answer.insert("Responses".into(), Value::Array(responses));
-            answer
-        }),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_write_split_moves_entries_to_unprocessed() {
-        let request = json!({
-            "RequestItems": {
-                "t1": [{"PutRequest": {"Item": {"id": {"S": "a"}}}},
-                       {"PutRequest": {"Item": {"id": {"S": "b"}}}},
-                       {"DeleteRequest": {"Key": {"id": {"S": "c"}}}}],
-                "t2": [{"PutRequest": {"Item": {"id": {"S": "d"}}}}]
-            },
-            "ReturnConsumedCapacity": "TOTAL"
-        });
-        for seed in 0..50 {
-            let Value::Object(request) = request.clone() else {
-                unreachable!()
-            };
-            let split =
-                split_batch_write(request, &mut fastrand::Rng::with_seed(seed)).expect("split");
-            assert!(split.withheld_count >= 1);
-            let forwarded = split.forward.as_ref().map_or(0, |f| {
-                assert_eq!(f["ReturnConsumedCapacity"], "TOTAL");
-                f["RequestItems"]
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .map(|v| v.as_array().unwrap().len())
-                    .sum()
-            });
-            assert_eq!(forwarded + split.withheld_count, 4);
-            let answer = (split.merge)(Object::new());
-            let unprocessed: usize = answer["UnprocessedItems"]
-                .as_object()
-                .unwrap()
-                .values()
-                .map(|v| v.as_array().unwrap().len())
-                .sum();
-            assert_eq!(unprocessed, split.withheld_count);
-        }
-    }
-
-    #[test]
-    fn statement_split_splices_errors_at_their_positions() {
-        let statements: Vec<Value> = (0..5)
-            .map(|i| json!({"Statement": format!("DELETE {i}")}))
-            .collect();
-        let request = json!({ "Statements": statements });
-        let Value::Object(request) = request else {
-            unreachable!()
-        };
-        let split =
-            split_batch_statements(request, &mut fastrand::Rng::with_seed(7)).expect("split");
-        let kept: Vec<Value> = split
-            .forward
-            .as_ref()
-            .map(|f| f["Statements"].as_array().unwrap().clone())
-            .unwrap_or_default();
-        // The upstream answers one response per forwarded statement, tagged to check order.
-        let answer = json!({
-            "Responses": kept.iter().map(|s| json!({"Echo": s["Statement"]})).collect::<Vec<_>>()
-        });
-        let Value::Object(answer) = answer else {
-            unreachable!()
-        };
-        let merged = (split.merge)(answer);
-        let responses = merged["Responses"].as_array().unwrap();
-        assert_eq!(responses.len(), 5);
-        let mut errors = 0;
-        for (i, response) in responses.iter().enumerate() {
-            if let Some(code) = response["Error"]["Code"].as_str() {
-                assert!(STATEMENT_ERRORS.iter().any(|(c, _)| *c == code));
-                errors += 1;
-            } else {
-                assert_eq!(response["Echo"], format!("DELETE {i}"));
-            }
-        }
-        assert_eq!(errors, split.withheld_count);
-        assert_eq!(errors + kept.len(), 5);
-    }
-
-    #[test]
-    fn error_bodies_are_dynamodb_json_errors() {
-        let response = error_response(Fault::ProvisionedThroughputExceeded);
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/x-amz-json-1.0"
-        );
-        assert_eq!(
-            response.headers()["x-amzn-errortype"],
-            "ProvisionedThroughputExceededException"
-        );
-        assert_eq!(
-            error_response(Fault::InternalServerError).status(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
-        assert_eq!(
-            error_response(Fault::ServiceUnavailable).status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-    }
 
     #[test]
     fn partial_batch_applies_only_to_batches() {
