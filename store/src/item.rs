@@ -325,7 +325,8 @@ fn parse_epoch_seconds(n: &str) -> Option<i64> {
     }
 }
 
-/// DynamoDB's size of a number: about one byte per two significant digits, plus one.
+/// DynamoDB's size of a number: about one byte per two significant digits, plus one, plus
+/// one more for a minus sign.
 fn number_size(n: i64) -> usize {
     let digits = n
         .unsigned_abs()
@@ -333,7 +334,7 @@ fn number_size(n: i64) -> usize {
         .trim_end_matches('0')
         .len()
         .max(1);
-    digits.div_ceil(2) + 1
+    digits.div_ceil(2) + 1 + usize::from(n < 0)
 }
 
 /// The DynamoDB type tag of a value, for error messages.
@@ -440,6 +441,8 @@ mod tests {
         assert_eq!(number_size(0), 2);
         assert_eq!(number_size(1_700_000_000), 2); // "17" significant digits
         assert_eq!(number_size(1_700_000_123), 6);
+        assert_eq!(number_size(-42), 3); // a minus sign costs a byte
+        assert_eq!(number_size(-86_399), 5);
     }
 
     #[test]
