@@ -285,6 +285,9 @@ async fn empty_ids_are_refused_before_any_request() {
     assert_eq!(table.requests.total(), 0);
 }
 
+/// The attributes of a foreign item, its key aside.
+type Attributes = Vec<(&'static str, AttributeValue)>;
+
 /// What reading a foreign item must give.
 #[derive(Debug)]
 enum Read {
@@ -305,7 +308,7 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
     let huge = "h".repeat(390 * 1024);
     let m = AttributeValue::M(HashMap::from([("a".to_owned(), n(1))]));
     let b = AttributeValue::B(Blob::new(b"{}".to_vec()));
-    let cases: Vec<(&str, Vec<(&str, AttributeValue)>, Read)> = vec![
+    let cases: Vec<(&str, Attributes, Read)> = vec![
         ("only a key", vec![], Read::Malformed("expires")),
         (
             "no data",
@@ -506,8 +509,9 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
 
         // Writes over it: conditional ones answer Gone or write, never panic or error;
         // a put replaces it with a well-formed session, which then reads back.
-        let at = Some(clock.now() + Duration::hours(2));
-        let touched = store.touch(&id, at.unwrap()).await;
+        let later = clock.now() + Duration::hours(2);
+        let at = Some(later);
+        let touched = store.touch(&id, later).await;
         assert!(touched.is_ok(), "{what}: touch {touched:?}");
         let updated = store.update(&id, &json!({"fixed": 1}), at).await;
         assert!(updated.is_ok(), "{what}: update {updated:?}");

@@ -171,7 +171,7 @@ async fn shared_sessions_hold_one_whole_written_version() {
         outcomes.get("Touched").copied().unwrap_or(0) > 0,
         "no expiry-only saves"
     );
-    let writes = writes.lock().unwrap();
+    let writes = std::mem::take(&mut *writes.lock().unwrap());
     for s in 0..SHARED {
         let (data, expires) = stored(&table, &format!("shared-{s}"))
             .await

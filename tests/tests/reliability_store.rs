@@ -568,8 +568,8 @@ fn is_backend(err: &TsError) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_under_faults_loses_nothing() {
-    const SESSIONS: u64 = 12;
-    const STEPS: u64 = 60;
+    const SESSIONS: u64 = 16;
+    const STEPS: u64 = 80;
     let f = Faulty::new("faults-random", 2).await;
     let clock = ManualClock::starting_now();
     let base = clock.now().unix_timestamp() + 3600;
