@@ -110,6 +110,7 @@ pub async fn run(report: &mut Report, quick: bool) {
         ratio: Some(throttled.writes as f64 / unthrottled.writes.max(1) as f64),
         target: Some("<= 1 write/window".into()),
         met: Some(writes_per_window <= 1.0),
+        detail: None,
     });
     report.push(Row {
         scenario: "2 amplification".into(),
@@ -120,5 +121,6 @@ pub async fn run(report: &mut Report, quick: bool) {
         ratio: None,
         target: Some("<= 1".into()),
         met: Some(writes_per_window <= 1.0),
+        detail: None,
     });
 }

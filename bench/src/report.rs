@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 
 /// One measured number, with its same-run baseline where there is one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Row {
     /// Scenario number and name, e.g. `1 store`.
     pub scenario: String,
@@ -23,6 +23,9 @@ pub struct Row {
     pub target: Option<String>,
     /// Whether the target was met.
     pub met: Option<bool>,
+    /// Supporting numbers (JSON only), e.g. CPU time and in-flight requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 /// All rows of one run.
@@ -85,14 +88,21 @@ impl Report {
                 ""
             }
         );
+        let case_width = self
+            .rows
+            .iter()
+            .map(|r| r.case.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         println!(
-            "| {:<16} | {:<44} | {:>12} | {:<8} | {:>12} | {:>7} | {:<18} | {:<4} |",
+            "| {:<16} | {:<case_width$} | {:>12} | {:<8} | {:>12} | {:>7} | {:<18} | {:<4} |",
             "scenario", "case", "value", "unit", "baseline", "ratio", "target", "met"
         );
         println!("|{}|", ["-"; 8].map(|_| "---").join("|"));
         for r in &self.rows {
             println!(
-                "| {:<16} | {:<44} | {:>12} | {:<8} | {:>12} | {:>7} | {:<18} | {:<4} |",
+                "| {:<16} | {:<case_width$} | {:>12} | {:<8} | {:>12} | {:>7} | {:<18} | {:<4} |",
                 r.scenario,
                 r.case,
                 fmt_num(r.value),

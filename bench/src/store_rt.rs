@@ -93,6 +93,7 @@ pub async fn run(report: &mut Report, quick: bool) {
             ratio: Some(ratio),
             target: Some(format!(">= {TARGET_RATIO:.2}x raw")),
             met: Some(ratio >= TARGET_RATIO),
+            detail: None,
         });
     }
 }
