@@ -326,9 +326,15 @@ impl DynamoStore {
     /// Epoch seconds to a date, as a decode error when out of range.
     pub(crate) fn expiry_date(&self, secs: i64) -> Result<OffsetDateTime, Error> {
         OffsetDateTime::from_unix_timestamp(secs).map_err(|_| {
+            // connect-dynamodb-session wrote epoch milliseconds; say so when it looks like it.
+            let hint = if secs > 100_000_000_000 {
+                " (epoch milliseconds? this store reads and writes epoch seconds)"
+            } else {
+                ""
+            };
             Error::decode(
                 self.schema.expires_attribute(),
-                format!("is {secs}, out of the representable date range"),
+                format!("is {secs}, out of the representable date range{hint}"),
             )
         })
     }

@@ -601,3 +601,26 @@ async fn create_table(client: &Client, name: &str, attribute: &str, kind: Scalar
         .await
         .expect("create foreign table");
 }
+
+#[tokio::test]
+async fn an_expiry_in_epoch_milliseconds_is_named_as_such() {
+    // Items migrated from connect-dynamodb-session carry milliseconds.
+    let table = TestTable::new("expires-ms").await;
+    let clock = ManualClock::starting_now();
+    let store = table.store().with_clock(clock.clone());
+    let ms = (clock.now().unix_timestamp() + 3600) * 1000;
+    raw_put(
+        &table,
+        HashMap::from([
+            ("id".to_owned(), s("migrated")),
+            ("expires".to_owned(), n(ms)),
+            ("data".to_owned(), s("{}")),
+        ]),
+    )
+    .await
+    .expect("raw put");
+    let err = store.get::<Value>("migrated").await.unwrap_err();
+    assert!(matches!(err, Error::Decode { ref attribute, .. } if attribute == "expires"));
+    let text = err.to_string();
+    assert!(text.contains("epoch milliseconds?"), "{text}");
+}
