@@ -1,0 +1,337 @@
+//! The demo: an axum app whose sessions live in DynamoDB, counting visits per session.
+//!
+//! ```text
+//! cargo run --example demo                  # serve on http://127.0.0.1:3000 until Ctrl-C
+//! cargo run --example demo -- --self-test   # make a few requests to itself, print, exit
+//! ```
+//!
+//! Routes: `/` counts a visit, `/peek` shows the count without changing it, `/logout`
+//! deletes the session. For every request the demo prints what is in the table afterwards
+//! (read back with a raw `GetItem`): the session id (shortened), the visit count, the
+//! expiry in epoch seconds, and what the store's write throttling did.
+//!
+//! Environment:
+//!
+//! | variable | effect |
+//! |----------|--------|
+//! | (none) | an embedded DynamoDB-compatible server (dynoxide), in memory, in this process |
+//! | `DYNAMODB_ENDPOINT` | that endpoint instead, e.g. `http://localhost:8000` (DynamoDB Local) |
+//! | `AWS_ENDPOINT_URL_DYNAMODB` or `DEMO_USE_AWS=1` | the standard AWS configuration chain (region, credentials, endpoint) |
+//! | `SESSIONS_TABLE` | table name (default `sessions-demo`), created if missing |
+//! | `PORT` | port on 127.0.0.1 (default 3000; any free port if that one is busy) |
+//! | `DEMO_SELF_TEST=1` | same as `--self-test` |
+
+use std::env;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, Response};
+use axum::routing::get;
+use dynamo_session_store::clock::{Clock, SystemClock};
+use dynamo_session_store::error::redact;
+use dynamo_session_store::item::StoredItem;
+use dynamo_session_store::{DynamoStore, TableCreated};
+use local_dynamodb::LocalDynamo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Sessions expire after 30 minutes without a request (rolling expiry).
+const INACTIVITY: time::Duration = time::Duration::minutes(30);
+/// The session cookie's name (tower-sessions' default).
+const COOKIE: &str = "id";
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let self_test = env::args().any(|arg| arg == "--self-test")
+        || env::var("DEMO_SELF_TEST").is_ok_and(|v| v == "1");
+
+    let table = env::var("SESSIONS_TABLE").unwrap_or_else(|_| "sessions-demo".into());
+    let store = connect(&table).await?;
+    match store.create_table().await? {
+        TableCreated::Created => println!("table:    {table} (created, TTL on `expires`)"),
+        _ => println!("table:    {table} (already there)"),
+    }
+
+    // Rolling expiry: every request pushes the expiry to now + 30 min. The store keeps this
+    // cheap: unchanged data costs a write at most once per `touch_after` (10 s).
+    let sessions = SessionManagerLayer::new(store.clone())
+        .with_expiry(Expiry::OnInactivity(INACTIVITY))
+        .with_always_save(true)
+        // The demo is plain http on localhost; keep the default (`Secure`) in production.
+        .with_secure(false);
+    let app = Router::new()
+        .route("/", get(count))
+        .route("/peek", get(peek))
+        .route("/logout", get(logout))
+        .layer(sessions)
+        // Outside the session layer, so it sees the table after the session was saved.
+        .layer(middleware::from_fn_with_state(store, report));
+
+    let listener = bind().await?;
+    let addr = listener.local_addr()?;
+    println!("demo:     http://{addr}/   (/ counts a visit, /peek reads, /logout deletes)");
+
+    if self_test {
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        self_test_requests(addr).await?;
+        println!("self-test: passed");
+        return Ok(());
+    }
+    println!("Ctrl-C to stop.\n");
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// The store: on AWS when the environment says so, else on the local endpoint.
+async fn connect(table: &str) -> Result<DynamoStore, BoxError> {
+    let use_aws = env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some()
+        || env::var("DEMO_USE_AWS").is_ok_and(|v| v == "1");
+    if use_aws {
+        println!("dynamodb: the standard AWS configuration chain");
+        return Ok(DynamoStore::from_env(table).await);
+    }
+    let local = LocalDynamo::start()?;
+    match local.endpoint() {
+        Some(url) if local.is_embedded() => {
+            println!("dynamodb: embedded dynoxide at {url} (in memory, gone when the demo exits)")
+        }
+        Some(url) => println!("dynamodb: {url} (DYNAMODB_ENDPOINT)"),
+        None => println!("dynamodb: AWS (DYNAMODB_ENDPOINT=aws)"),
+    }
+    Ok(DynamoStore::new(local.client().await, table))
+}
+
+/// 127.0.0.1 on `PORT` (default 3000), or any free port if that one is taken.
+async fn bind() -> std::io::Result<TcpListener> {
+    let port = env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            println!("port {port} is busy; using a free one");
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// ---- the app -------------------------------------------------------------------------
+
+async fn count(session: Session) -> Result<Html<String>, StatusCode> {
+    let visits = visits(&session).await? + 1;
+    session
+        .insert("visits", visits)
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(page(visits))
+}
+
+async fn peek(session: Session) -> Result<Html<String>, StatusCode> {
+    Ok(page(visits(&session).await?))
+}
+
+async fn logout(session: Session) -> Result<Html<String>, StatusCode> {
+    session
+        .flush()
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(Html(
+        r#"<p>Logged out: the session is deleted.</p><p><a href="/">start again</a></p>"#.into(),
+    ))
+}
+
+async fn visits(session: &Session) -> Result<u64, StatusCode> {
+    let visits = session
+        .get::<u64>("visits")
+        .await
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(visits.unwrap_or(0))
+}
+
+fn page(visits: u64) -> Html<String> {
+    Html(format!(
+        "<p>Visits in this session: {visits}</p>\n\
+         <p><a href=\"/\">count again</a> · <a href=\"/peek\">peek</a> · \
+         <a href=\"/logout\">log out</a></p>\n"
+    ))
+}
+
+// ---- what the store did ------------------------------------------------------------------
+
+/// Prints, for each request, what the table holds for its session afterwards, and how
+/// that differs from before the request.
+async fn report(State(store): State<DynamoStore>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let sent = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_value(v).map(str::to_owned));
+    let before = match &sent {
+        Some(id) => stored(&store, id).await,
+        None => None,
+    };
+
+    let response = next.run(request).await;
+
+    let set = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_value(v).map(str::to_owned));
+    // A new non-empty cookie names a new session; an empty one means it was removed.
+    let (id, before) = match (set, sent) {
+        (Some(new), Some(old)) if !new.is_empty() && new != old => (Some(new), None),
+        (Some(new), None) if !new.is_empty() => (Some(new), None),
+        (_, sent) => (sent, before),
+    };
+    let after = match &id {
+        Some(id) => stored(&store, id).await,
+        None => None,
+    };
+
+    let who = id.as_deref().map_or_else(|| "(none)".to_owned(), redact);
+    let now = SystemClock.now().unix_timestamp();
+    let state = match &after {
+        Some(item) => format!(
+            "visits={:<3} expires={} (in {} s)",
+            visit_count(item),
+            item.expires,
+            item.expires - now
+        ),
+        None => "not in the table".to_owned(),
+    };
+    println!(
+        "{:<7} {:<3} session {who:<6} {state}  -> {}",
+        path,
+        response.status().as_u16(),
+        throttle_outcome(before.as_ref(), after.as_ref())
+    );
+    response
+}
+
+/// What the store wrote, judged from the item before and after the request.
+fn throttle_outcome(before: Option<&StoredItem>, after: Option<&StoredItem>) -> &'static str {
+    match (before, after) {
+        (None, Some(_)) => "PutItem: new session",
+        (Some(_), None) => "DeleteItem: session deleted",
+        (None, None) => "nothing stored",
+        (Some(b), Some(a)) if b.data != a.data => "PutItem: data changed",
+        (Some(b), Some(a)) if b.expires != a.expires => {
+            "UpdateItem of the expiry only: data unchanged, expiry moved >= touch_after"
+        }
+        _ => "no write: data unchanged, expiry moved < touch_after (throttled)",
+    }
+}
+
+/// The session item as stored, read with a raw `GetItem` (a real app never needs this).
+async fn stored(store: &DynamoStore, id: &str) -> Option<StoredItem> {
+    let key = store.schema().key_for(id).ok()?;
+    let read = store
+        .client()
+        .get_item()
+        .table_name(store.table_name())
+        .key(
+            store.schema().key_attribute(),
+            dynamo_session_store::aws_sdk_dynamodb::types::AttributeValue::S(key),
+        )
+        .consistent_read(true)
+        .send()
+        .await;
+    match read {
+        Ok(out) => store.schema().decode(out.item?).ok(),
+        Err(e) => {
+            eprintln!("demo: GetItem failed: {e}");
+            None
+        }
+    }
+}
+
+fn visit_count(item: &StoredItem) -> u64 {
+    serde_json::from_str::<serde_json::Value>(&item.data)
+        .ok()
+        .and_then(|data| data["visits"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The session id in a `Cookie` or `Set-Cookie` header value, if it holds one.
+fn cookie_value(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+// ---- self-test: a tiny HTTP client with a one-cookie jar -----------------------------
+
+/// Visits the demo like a browser would and checks what it answers.
+async fn self_test_requests(addr: SocketAddr) -> Result<(), BoxError> {
+    println!("\nself-test: requests with a cookie jar (server lines first, then the client's)");
+    let mut jar: Option<String> = None;
+    let steps = [
+        ("/", "Visits in this session: 1"),
+        ("/", "Visits in this session: 2"),
+        ("/peek", "Visits in this session: 2"),
+        ("/", "Visits in this session: 3"),
+        ("/logout", "Logged out"),
+        ("/", "Visits in this session: 1"),
+    ];
+    for (path, expected) in steps {
+        let (status, set_cookie, body) = http_get(addr, path, jar.as_deref()).await?;
+        if let Some(value) = set_cookie {
+            jar = (!value.is_empty()).then_some(value);
+        }
+        let first_line = body.lines().next().unwrap_or_default();
+        println!("  client: GET {path:<7} -> {status} {first_line}");
+        if status != 200 || !body.contains(expected) {
+            return Err(format!(
+                "self-test: GET {path} answered {status} {body:?}, expected {expected:?}"
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 GET: (status, session cookie value if the response sets one, body).
+async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    session: Option<&str>,
+) -> Result<(u16, Option<String>, String), BoxError> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let cookie = session.map_or_else(String::new, |id| format!("Cookie: {COOKIE}={id}\r\n"));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no end of headers")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or("no status line")?;
+    let set_cookie = lines
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, value)| cookie_value(value).map(str::to_owned));
+    Ok((status, set_cookie, body.to_owned()))
+}
