@@ -1,0 +1,135 @@
+//! The store against a real DynamoDB-compatible server (embedded dynoxide, or
+//! `DYNAMODB_ENDPOINT`), run as `cargo test -p integration-tests --test store`: every test has a fresh table, counts the HTTP requests its client
+//! sends, and moves a [`ManualClock`] instead of sleeping.
+//!
+//! | module | shows |
+//! |--------|-------|
+//! | `core_api` | get / put / insert / update / touch / delete, expiry on read |
+//! | `tower_sessions_trait` | `SessionStore` create / load / save / delete, no resurrection |
+//! | `throttling` | unchanged saves cost no write; touches; load refreshes the state |
+//! | `limits` | oversized sessions, invalid ids: rejected before any request |
+//! | `decoding` | corrupt items give typed decode errors naming the attribute |
+//! | `custom_schema` | configured attribute names and key prefix, end to end |
+//! | `dynamodb_errors` | the real cause of a DynamoDB error survives |
+//! | `http` | full request cycles through axum and tower-sessions |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynamo_session_store::tower_sessions_core::session::{Id, Record};
+use dynamo_session_store::tower_sessions_core::{SessionStore, session_store};
+use dynamo_session_store::{DynamoStore, Error, ManualClock};
+use integration_tests::TestTable;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+mod core_api;
+mod custom_schema;
+mod decoding;
+mod dynamodb_errors;
+mod http;
+mod limits;
+mod throttling;
+mod tower_sessions_trait;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// A stopped clock at the current time (so items are also sane for DynamoDB's own TTL when
+/// the suite runs against real AWS).
+fn clock() -> ManualClock {
+    ManualClock::starting_now()
+}
+
+/// `now` truncated to whole seconds, the resolution the table stores.
+fn secs(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+/// A consistent raw read of one item, bypassing the store.
+async fn raw_get(table: &TestTable, key: &str) -> Option<Item> {
+    table
+        .client
+        .get_item()
+        .table_name(&table.name)
+        .key("id", AttributeValue::S(key.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("raw GetItem")
+        .item
+}
+
+/// A raw write of one item, bypassing the store (as another tool would).
+async fn raw_put(table: &TestTable, item: Item) {
+    table
+        .client
+        .put_item()
+        .table_name(&table.name)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("raw PutItem");
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+/// A default-schema session item.
+fn session_item(key: &str, data: &str, expires: i64) -> Item {
+    HashMap::from([
+        ("id".to_owned(), s(key)),
+        ("expires".to_owned(), n(expires)),
+        ("data".to_owned(), s(data)),
+    ])
+}
+
+fn expires_of(item: &Item) -> i64 {
+    item["expires"]
+        .as_n()
+        .expect("expires is a Number")
+        .parse()
+        .expect("expires is an integer")
+}
+
+fn data_of(item: &Item) -> Value {
+    serde_json::from_str(item["data"].as_s().expect("data is a String")).expect("data is JSON")
+}
+
+/// A tower-sessions record with `data`, expiring at `expiry_date`.
+fn record(data: Value, expiry_date: OffsetDateTime) -> Record {
+    let Value::Object(map) = data else {
+        panic!("record data must be an object")
+    };
+    Record {
+        id: Id::default(),
+        data: map.into_iter().collect(),
+        expiry_date,
+    }
+}
+
+/// `ManualClock` has no "now + d" of its own; this reads better in the tests.
+trait NowPlus {
+    fn now_plus(&self, d: Duration) -> OffsetDateTime;
+}
+
+impl NowPlus for ManualClock {
+    fn now_plus(&self, d: Duration) -> OffsetDateTime {
+        use dynamo_session_store::Clock;
+        self.now() + d
+    }
+}
+
+#[tokio::test]
+async fn embedded_endpoint_answers() {
+    let table = TestTable::new("smoke").await;
+    let store = table.store();
+    store.put("abc", &json!({"n": 1}), None).await.unwrap();
+    let got = store.get::<Value>("abc").await.unwrap().unwrap();
+    assert_eq!(got.data, json!({"n": 1}));
+    assert_eq!(table.requests.count("PutItem"), 1);
+}
