@@ -144,9 +144,9 @@ fn field_error(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::new(format!("event field `{field}`"), reason)
 }
 
-fn uint<T: TryFrom<u64>>(value: &Value, field: &str, max: T) -> Result<T, ConfigError>
+fn uint<T>(value: &Value, field: &str, max: T) -> Result<T, ConfigError>
 where
-    T: std::fmt::Display,
+    T: TryFrom<u64> + std::fmt::Display,
 {
     let n = value.as_u64().ok_or_else(|| {
         field_error(

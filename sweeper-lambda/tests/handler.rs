@@ -1,0 +1,187 @@
+//! The Lambda handler, called as the runtime calls it: a `Context` and a JSON event from
+//! `fixtures/`, against the embedded DynamoDB-compatible server.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynamo_session_store::clock::Clock;
+use dynamo_session_store::{DynamoStore, ManualClock};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use local_dynamodb::LocalDynamo;
+use serde_json::Value;
+use sweeper_lambda::handler::dynamodb_client;
+use sweeper_lambda::{SweepConfig, SweepError, Sweeper};
+use time::OffsetDateTime;
+
+const SCHEDULER_INPUT: &[u8] = include_bytes!("../fixtures/scheduler-input.json");
+const SCHEDULED_EVENT: &[u8] = include_bytes!("../fixtures/scheduled-event.json");
+const BAD_PAYLOAD: &[u8] = include_bytes!("../fixtures/bad-payload.json");
+
+static NEXT_TABLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn clock() -> ManualClock {
+    ManualClock::new(OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap())
+}
+
+async fn client() -> Client {
+    // One embedded server per test binary; a client without SDK retries, as in Lambda.
+    static LOCAL: std::sync::OnceLock<LocalDynamo> = std::sync::OnceLock::new();
+    let local = LOCAL.get_or_init(|| LocalDynamo::start().expect("DynamoDB endpoint"));
+    dynamodb_client(local.endpoint()).await
+}
+
+/// A fresh table with `expired` expired and `live` live sessions.
+async fn table(client: &Client, clock: &ManualClock, expired: usize, live: usize) -> String {
+    let n = NEXT_TABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("handler-{}-{n}", std::process::id());
+    DynamoStore::new(client.clone(), &name)
+        .create_table()
+        .await
+        .unwrap();
+    let now = clock.now().unix_timestamp();
+    for i in 0..expired + live {
+        let expires = if i < expired { now - 100 } else { now + 3600 };
+        client
+            .put_item()
+            .table_name(&name)
+            .set_item(Some(HashMap::from([
+                ("id".to_owned(), AttributeValue::S(format!("s-{i}"))),
+                ("expires".to_owned(), AttributeValue::N(expires.to_string())),
+                ("data".to_owned(), AttributeValue::S("{}".to_owned())),
+            ])))
+            .send()
+            .await
+            .unwrap();
+    }
+    name
+}
+
+async fn count(client: &Client, table: &str) -> i32 {
+    client.scan().table_name(table).send().await.unwrap().count
+}
+
+fn event(fixture: &[u8], context: Context) -> LambdaEvent<Value> {
+    LambdaEvent::new(serde_json::from_slice(fixture).unwrap(), context)
+}
+
+/// A context whose deadline is `secs` seconds after `clock`'s now.
+fn context_with_deadline(clock: &ManualClock, secs: i64) -> Context {
+    let mut context = Context::default();
+    context.request_id = "test-request".into();
+    context.deadline = u64::try_from((clock.now().unix_timestamp() + secs) * 1000).unwrap();
+    context
+}
+
+fn sweeper(client: Client, table: &str, clock: &ManualClock) -> Sweeper {
+    Sweeper::new(client, SweepConfig::new(table))
+        .with_clock(Arc::new(clock.clone()))
+        .with_metrics(false)
+}
+
+#[tokio::test]
+async fn scheduler_input_overrides_the_configuration() {
+    let (client, clock) = (client().await, clock());
+    let table = table(&client, &clock, 12, 3).await;
+    let sweeper = sweeper(client.clone(), &table, &clock);
+    let report = sweeper
+        .handle(event(SCHEDULER_INPUT, context_with_deadline(&clock, 900)))
+        .await
+        .unwrap();
+    // The fixture asks for a dry run of segments 0..4 of 4.
+    assert_eq!(report.slice, "0-4of4");
+    assert!(report.dry_run && report.complete);
+    assert_eq!(report.expired_found, 12);
+    assert_eq!(report.deleted, 0);
+    assert_eq!(report.segments_completed, 4);
+    assert_eq!(count(&client, &table).await, 15);
+}
+
+#[tokio::test]
+async fn classic_scheduled_event_envelope_is_unwrapped() {
+    let (client, clock) = (client().await, clock());
+    let table = table(&client, &clock, 12, 3).await;
+    let sweeper = sweeper(client.clone(), &table, &clock);
+    let report = sweeper
+        .handle(event(SCHEDULED_EVENT, context_with_deadline(&clock, 900)))
+        .await
+        .unwrap();
+    // `detail` asks for 2 segments; everything else is the environment's default.
+    assert_eq!(report.slice, "0-2of2");
+    assert!(!report.dry_run && report.complete);
+    assert_eq!((report.expired_found, report.deleted), (12, 12));
+    assert_eq!(count(&client, &table).await, 3);
+    // The result Lambda returns is the report as JSON.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["deleted"], 12);
+    assert_eq!(json["complete"], true);
+}
+
+#[tokio::test]
+async fn bad_payload_fails_fast_naming_the_field() {
+    // No table: an invalid payload must fail before any request.
+    let (client, clock) = (client().await, clock());
+    let sweeper = sweeper(client, "no-such-table", &clock);
+    let err = sweeper
+        .handle(event(BAD_PAYLOAD, context_with_deadline(&clock, 900)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SweepError::InvalidConfig(_)), "{err:?}");
+    assert!(err.to_string().contains("total_segments"), "{err}");
+    let diagnostic = Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "SweepError.InvalidConfig");
+    assert!(diagnostic.error_message.contains("`total_segments`"));
+}
+
+#[tokio::test]
+async fn deadline_inside_the_margin_starts_no_work() {
+    let (client, clock) = (client().await, clock());
+    let table = table(&client, &clock, 5, 0).await;
+    let sweeper = sweeper(client.clone(), &table, &clock);
+    // 3 s left, margin 5 s: too late to start anything.
+    let report = sweeper
+        .handle(event(b"{}", context_with_deadline(&clock, 3)))
+        .await
+        .unwrap();
+    assert!(!report.complete);
+    assert_eq!((report.pages, report.deleted), (0, 0));
+    assert_eq!(report.segments_remaining, 8);
+    assert_eq!(count(&client, &table).await, 5);
+    // A default context (no deadline) sweeps everything.
+    let report = sweeper
+        .handle(event(b"null", Context::default()))
+        .await
+        .unwrap();
+    assert!(report.complete);
+    assert_eq!(report.deleted, 5);
+}
+
+#[tokio::test]
+async fn failing_segments_fail_the_invocation_with_the_report() {
+    let (client, clock) = (client().await, clock());
+    // A missing table: the checkpoint read fails first...
+    let sweeper = sweeper(client.clone(), "no-such-table", &clock);
+    let err = sweeper
+        .handle(event(b"{}", context_with_deadline(&clock, 900)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "SweepError.Checkpoint");
+    assert!(err.to_string().contains("ResourceNotFound"), "{err}");
+    // ...and without checkpoints every segment fails, reported, not panicking.
+    let sweeper = Sweeper::new(
+        client,
+        SweepConfig::new("no-such-table").with_checkpoint(false),
+    )
+    .with_clock(Arc::new(clock.clone()))
+    .with_metrics(false);
+    let err = sweeper
+        .handle(event(b"{}", context_with_deadline(&clock, 900)))
+        .await
+        .unwrap_err();
+    let report = err.report().expect("a report");
+    assert_eq!(report.segments_failed, 8);
+    assert_eq!(report.errors.len(), 8);
+    assert!(report.errors[0].contains("ResourceNotFound"), "{report:?}");
+    assert_eq!(Diagnostic::from(err).error_type, "SweepError.Failed");
+}
