@@ -47,7 +47,17 @@ const INACTIVITY: time::Duration = time::Duration::minutes(30);
 const COOKIE: &str = "id";
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -99,8 +109,13 @@ async fn connect(table: &str) -> Result<DynamoStore, BoxError> {
     let use_aws = env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some()
         || env::var("DEMO_USE_AWS").is_ok_and(|v| v == "1");
     if use_aws {
-        println!("dynamodb: the standard AWS configuration chain");
-        return Ok(DynamoStore::from_env(table).await);
+        let store = DynamoStore::from_env(table).await;
+        let region = store.client().config().region().map(ToString::to_string);
+        println!(
+            "dynamodb: the standard AWS configuration chain (region {})",
+            region.as_deref().unwrap_or("not set")
+        );
+        return Ok(store);
     }
     let local = LocalDynamo::start()?;
     match local.endpoint() {
