@@ -97,7 +97,6 @@ impl Drop for TestTable {
         if !self.remote {
             return; // the embedded server's memory goes with the process
         }
-        let client = self.client.clone();
         let name = self.name.clone();
         // Drop cannot be async: delete from a short-lived runtime on its own thread.
         let _ = std::thread::spawn(move || {
@@ -106,6 +105,9 @@ impl Drop for TestTable {
                 .build()
             {
                 rt.block_on(async {
+                    // A client of its own: the test's client pools connections driven by
+                    // the test's runtime, which is blocked in this `join` (a ~6 s stall).
+                    let client = LocalDynamo::shared().client().await;
                     let _ = client.delete_table().table_name(name).send().await;
                 });
             }
