@@ -2,13 +2,15 @@
 //!
 //! - [`raw_batch_delete`]: the practical limit. Unconditional `BatchWriteItem` deletes of
 //!   keys already known (no scan at all), 25 per call, a fixed number of calls in flight.
+//! - [`raw_partiql_delete`]: the sweeper's own conditional delete statements on the known
+//!   keys, without the scan: what the conditional deletes alone cost on this server.
 //! - [`naive_sweep`]: what the Node stores do. One sequential `Scan` filtered on
 //!   `expires < now`, then one unconditional `DeleteItem` per expired item, one at a time.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, BatchStatementRequest};
 use futures_util::{StreamExt, stream};
 
 use crate::data::{BATCH, delete_request, write_batch};
@@ -26,6 +28,50 @@ pub async fn raw_batch_delete(
         .map(|batch| {
             let requests = batch.into_iter().map(delete_request).collect();
             write_batch(client, table, requests)
+        })
+        .buffer_unordered(in_flight)
+        .collect::<Vec<()>>()
+        .await;
+    started.elapsed()
+}
+
+/// Deletes `keys` with the sweeper's PartiQL statement (`… WHERE id = ? AND expires < ?`),
+/// 25 per `BatchExecuteStatement`, `in_flight` calls at a time; returns the time taken.
+pub async fn raw_partiql_delete(
+    client: &Client,
+    table: &str,
+    keys: Vec<String>,
+    cutoff: i64,
+    in_flight: usize,
+) -> Duration {
+    let statement = sweeper_lambda::delete::delete_statement(table, "id", "expires");
+    let cutoff = AttributeValue::N(cutoff.to_string());
+    let batches: Vec<Vec<String>> = keys.chunks(BATCH).map(<[_]>::to_vec).collect();
+    let started = Instant::now();
+    stream::iter(batches)
+        .map(|batch| {
+            let statements: Vec<BatchStatementRequest> = batch
+                .into_iter()
+                .map(|key| {
+                    BatchStatementRequest::builder()
+                        .statement(&statement)
+                        .parameters(AttributeValue::S(key))
+                        .parameters(cutoff.clone())
+                        .build()
+                        .expect("the statement is set")
+                })
+                .collect();
+            async move {
+                let out = client
+                    .batch_execute_statement()
+                    .set_statements(Some(statements))
+                    .send()
+                    .await
+                    .expect("BatchExecuteStatement");
+                if let Some(failed) = out.responses().iter().find_map(|r| r.error.as_ref()) {
+                    panic!("a PartiQL delete failed: {failed:?}");
+                }
+            }
         })
         .buffer_unordered(in_flight)
         .collect::<Vec<()>>()

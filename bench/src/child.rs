@@ -227,9 +227,44 @@ fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat { state, cpu })
 }
 
-/// CPU time used so far by this process (all its threads, the embedded server's included).
-pub fn own_cpu() -> Duration {
-    read_stat("/proc/self/stat").map_or(Duration::ZERO, |s| s.cpu)
+/// CPU time used so far by this process, split between the embedded server's threads
+/// (named `dynoxide…`) and everything else (the bench's own runtime, and threads that have
+/// exited).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OwnCpu {
+    pub server: Duration,
+    pub bench: Duration,
+}
+
+impl OwnCpu {
+    /// Reads it now.
+    pub fn now() -> Self {
+        let total = read_stat("/proc/self/stat").map_or(Duration::ZERO, |s| s.cpu);
+        let mut server = Duration::ZERO;
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for task in tasks.flatten() {
+                let path = task.path();
+                let is_server = std::fs::read_to_string(path.join("comm"))
+                    .is_ok_and(|name| name.starts_with("dynoxide"));
+                if is_server && let Some(stat) = read_stat(&path.join("stat").to_string_lossy()) {
+                    server += stat.cpu;
+                }
+            }
+        }
+        Self {
+            server,
+            bench: total.saturating_sub(server),
+        }
+    }
+
+    /// CPU used since `earlier`.
+    pub fn since(earlier: Self) -> Self {
+        let now = Self::now();
+        Self {
+            server: now.server.saturating_sub(earlier.server),
+            bench: now.bench.saturating_sub(earlier.bench),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -84,14 +84,23 @@ impl Sessions {
     /// Checks that exactly the live items remain: as many items as live sessions, and
     /// none of them expired. A fast sweeper that deletes too much or too little fails here.
     pub async fn check_only_live_remain(&self) -> Result<(), String> {
-        let total = self.count(None).await;
-        let expired = self.count(Some(self.now)).await;
-        if total == self.live() && expired == 0 {
+        self.check_counts(self.live(), 0).await
+    }
+
+    /// Checks that every item is still there (after a dry run).
+    pub async fn check_untouched(&self) -> Result<(), String> {
+        self.check_counts(self.total, self.expired()).await
+    }
+
+    async fn check_counts(&self, items: usize, expired: usize) -> Result<(), String> {
+        let found = self.count(None).await;
+        let found_expired = self.count(Some(self.now)).await;
+        if found == items && found_expired == expired {
             Ok(())
         } else {
             Err(format!(
-                "expected exactly the {} live items, found {total} items of which {expired} expired",
-                self.live()
+                "expected {items} items of which {expired} expired, found {found} of which \
+                 {found_expired} expired"
             ))
         }
     }

@@ -24,6 +24,7 @@
 //! | `data` | the sweeper scenarios' tables: bulk loads, reloads, counts |
 //! | `baselines` | raw `BatchWriteItem` deletes; the naive Scan + `DeleteItem` loop |
 //! | `child` | the sweeper process: build/locate it, peak RSS and CPU from `/proc` |
+//! | `sweeper_run` | one sweep in a child process, its report and the table checked |
 //! | `sweeper_child` | the hidden `__sweeper` subcommand: the sweeper's `main`, in the bench |
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ mod scaling;
 mod store_rt;
 mod sweep;
 mod sweeper_child;
+mod sweeper_run;
 
 use std::process::ExitCode;
 

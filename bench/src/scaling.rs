@@ -13,7 +13,8 @@ use sweeper_lambda::SweepConfig;
 use crate::child;
 use crate::data::Sessions;
 use crate::report::{Report, Row};
-use crate::sweep::{size_label, sweep_in_child};
+use crate::sweep::size_label;
+use crate::sweeper_run::sweep_in_child;
 
 const SEGMENTS: [u32; 5] = [1, 2, 4, 8, 16];
 
@@ -33,7 +34,8 @@ pub async fn run(report: &mut Report, quick: bool) {
         }
         let config = SweepConfig::new(sessions.table.as_str()).with_total_segments(segments);
         let in_flight = config.segment_concurrency() as usize * config.delete_concurrency();
-        let run = sweep_in_child(&program, &sessions, Some(segments)).await;
+        let segments_arg = segments.to_string();
+        let run = sweep_in_child(&program, &sessions, &["--segments", &segments_arg]).await;
         let wall = run.wall.as_secs_f64();
         let rate = expired / wall;
         let base = *one_segment.get_or_insert(rate);

@@ -14,106 +14,30 @@
 //!
 //! The sweeper and the raw loop alternate for a few rounds and their times are summed. After
 //! every sweeper and raw run the table must hold exactly the live items.
+//!
+//! To show where the sweeper's time goes, the first data size also gets: the sweeper's
+//! own PartiQL conditional deletes on the known keys without any scan; a dry run (the scan
+//! alone); the sweeper with `DeleteItem` instead of PartiQL batches; and the embedded
+//! server's CPU time (its threads in this process) during the sweeper and the raw runs.
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use dynamo_session_store::clock::{Clock, SystemClock};
 use serde_json::json;
 use sweeper_lambda::SweepConfig;
 use sweeper_lambda::config::DeleteStrategy;
 
-use crate::baselines::{naive_sweep, raw_batch_delete};
-use crate::child::{self, SweeperProgram};
+use crate::baselines::{naive_sweep, raw_batch_delete, raw_partiql_delete};
+use crate::child::{self, OwnCpu, SweeperProgram};
 use crate::data::Sessions;
 use crate::report::{Report, Row};
+use crate::sweeper_run::{SweepRun, sweep_in_child};
 
 const TARGET_VS_RAW: f64 = 0.50;
 const TARGET_VS_NAIVE: f64 = 10.0;
 const TARGET_RSS_MIB: f64 = 40.0;
 /// "About the same" peak RSS at 1M items as at 100k.
 const TARGET_RSS_GROWTH: f64 = 1.25;
-
-/// One sweep by the child process, with what it cost.
-#[derive(Debug)]
-pub struct SweepRun {
-    /// Spawn to exit.
-    pub wall: Duration,
-    /// The engine's own `duration` (without process start and client set-up).
-    pub engine: Duration,
-    pub peak_rss_mib: f64,
-    /// CPU time of the sweeper process.
-    pub sweeper_cpu: Duration,
-    /// CPU time of the bench process meanwhile: the embedded server (the bench itself only
-    /// waits and polls `/proc`).
-    pub server_cpu: Duration,
-    pub deleted: u64,
-}
-
-/// The fields of the sweeper's printed report that the bench checks.
-#[derive(Debug, Deserialize)]
-struct PrintedReport {
-    expired_found: u64,
-    deleted: u64,
-    skipped_live: u64,
-    malformed_skipped: u64,
-    duration_ms: u64,
-    complete: bool,
-}
-
-/// Runs `program` once on `sessions`' table (default configuration, or `segments`
-/// segments), checks its report, and that exactly the live items remain.
-pub async fn sweep_in_child(
-    program: &SweeperProgram,
-    sessions: &Sessions,
-    segments: Option<u32>,
-) -> SweepRun {
-    let mut cmd = program.command();
-    cmd.args(["--table", &sessions.table]);
-    if let Some(endpoint) = integration_tests::LocalDynamo::shared().endpoint() {
-        cmd.args(["--endpoint", endpoint]);
-    }
-    if let Some(segments) = segments {
-        cmd.args(["--segments", &segments.to_string()]);
-    }
-    // Defaults only: no setting leaks in from the caller's environment.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("SWEEP_") || name.starts_with("SESSION") {
-            cmd.env_remove(name.as_ref());
-        }
-    }
-    cmd.env("RUST_LOG", "warn");
-    let server_before = child::own_cpu();
-    let run = tokio::task::spawn_blocking(move || child::run_monitored(cmd))
-        .await
-        .expect("monitor thread")
-        .expect("spawn the sweeper");
-    let server_cpu = child::own_cpu().saturating_sub(server_before);
-    run.ensure_success("the sweeper");
-    let printed: PrintedReport = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("the sweeper's report ({e}): {}", run.stdout));
-    let expected = sessions.expired() as u64;
-    assert!(
-        printed.complete
-            && printed.expired_found == expected
-            && printed.deleted == expected
-            && printed.skipped_live == 0
-            && printed.malformed_skipped == 0,
-        "the sweeper's report does not match the data ({expected} expired): {}",
-        run.stdout
-    );
-    if let Err(e) = sessions.check_only_live_remain().await {
-        panic!("after the sweep: {e}");
-    }
-    SweepRun {
-        wall: run.wall,
-        engine: Duration::from_millis(printed.duration_ms),
-        peak_rss_mib: run.peak_rss_mib(),
-        sweeper_cpu: run.cpu,
-        server_cpu,
-        deleted: printed.deleted,
-    }
-}
 
 pub async fn run(report: &mut Report, quick: bool, large: bool) {
     let program = tokio::task::spawn_blocking(move || child::sweeper_program(quick))
@@ -126,8 +50,8 @@ pub async fn run(report: &mut Report, quick: bool, large: bool) {
         (false, true) => &[100_000, 1_000_000],
     };
     let mut peaks = Vec::new();
-    for &total in sizes {
-        let peak = measure(report, &program, total, quick).await;
+    for (i, &total) in sizes.iter().enumerate() {
+        let peak = measure(report, &program, total, quick, i == 0).await;
         peaks.push((total, peak));
     }
     if let [(small_n, small), .., (large_n, large)] = peaks[..] {
@@ -150,8 +74,34 @@ pub async fn run(report: &mut Report, quick: bool, large: bool) {
     }
 }
 
+/// Sums of the sweeper runs of one data size.
+#[derive(Debug, Default)]
+struct Totals {
+    wall: Duration,
+    engine: Duration,
+    sweeper_cpu: Duration,
+    server_cpu: Duration,
+    peak_rss_mib: f64,
+}
+
+impl Totals {
+    fn add(&mut self, run: &SweepRun) {
+        self.wall += run.wall;
+        self.engine += run.engine;
+        self.sweeper_cpu += run.sweeper_cpu;
+        self.server_cpu += run.server_cpu;
+        self.peak_rss_mib = self.peak_rss_mib.max(run.peak_rss_mib);
+    }
+}
+
 /// Measures one data size; returns the sweeper's peak RSS (MiB, highest of its runs).
-async fn measure(report: &mut Report, program: &SweeperProgram, total: usize, quick: bool) -> f64 {
+async fn measure(
+    report: &mut Report,
+    program: &SweeperProgram,
+    total: usize,
+    quick: bool,
+    extras: bool,
+) -> f64 {
     let size = size_label(total);
     eprintln!("   {size} sessions");
     let sessions = Sessions::create("bench-sweep", total).await;
@@ -160,56 +110,65 @@ async fn measure(report: &mut Report, program: &SweeperProgram, total: usize, qu
     let segments = defaults.total_segments();
     let in_flight = defaults.segment_concurrency() as usize * defaults.delete_concurrency();
     let strategy = match defaults.strategy() {
-        DeleteStrategy::PartiqlBatch => "PartiQL batches",
+        DeleteStrategy::PartiqlBatch => "PartiQL",
         DeleteStrategy::DeleteItem => "DeleteItem",
         _ => "other",
     };
     let rounds = if quick || total > 100_000 { 1 } else { 2 };
 
-    let mut sweeper_wall = Duration::ZERO;
-    let mut sweeper_engine = Duration::ZERO;
-    let mut sweeper_cpu = Duration::ZERO;
-    let mut server_cpu = Duration::ZERO;
+    let mut sweeps = Totals::default();
     let mut raw_time = Duration::ZERO;
-    let mut peak_rss: f64 = 0.0;
+    let mut raw_server_cpu = Duration::ZERO;
     for round in 0..rounds {
         if round > 0 {
             sessions.reload_expired().await;
         }
-        let run = sweep_in_child(program, &sessions, None).await;
+        let run = sweep_in_child(program, &sessions, &[]).await;
         eprintln!(
-            "   sweeper: {} deleted in {:.2} s (engine {:.2} s), peak RSS {:.1} MiB",
+            "   sweeper: {} deleted in {:.2} s (engine {:.2} s), peak RSS {:.1} MiB, server {:.2} + sweeper {:.2} CPU s",
             run.deleted,
             run.wall.as_secs_f64(),
             run.engine.as_secs_f64(),
-            run.peak_rss_mib
+            run.peak_rss_mib,
+            run.server_cpu.as_secs_f64(),
+            run.sweeper_cpu.as_secs_f64(),
         );
-        sweeper_wall += run.wall;
-        sweeper_engine += run.engine;
-        sweeper_cpu += run.sweeper_cpu;
-        server_cpu += run.server_cpu;
-        peak_rss = peak_rss.max(run.peak_rss_mib);
+        sweeps.add(&run);
 
         sessions.reload_expired().await;
         let keys: Vec<String> = sessions.expired_keys().collect();
+        let before = OwnCpu::now();
         let took = raw_batch_delete(&sessions.client, &sessions.table, keys, in_flight).await;
+        let cpu = OwnCpu::since(before);
         eprintln!(
-            "   raw BatchWriteItem: {expired} deleted in {:.2} s",
-            took.as_secs_f64()
+            "   raw BatchWriteItem: {expired} deleted in {:.2} s, server {:.2} CPU s",
+            took.as_secs_f64(),
+            cpu.server.as_secs_f64()
         );
         raw_time += took;
+        raw_server_cpu += cpu.server;
         if let Err(e) = sessions.check_only_live_remain().await {
             panic!("after the raw batch deletes: {e}");
         }
     }
+    let deleted = (expired * rounds) as f64;
+    let sweeper_rate = deleted / sweeps.wall.as_secs_f64();
+    let raw_rate = deleted / raw_time.as_secs_f64();
+
+    let mut extra_rows = Vec::new();
+    if extras {
+        extra_rows = where_the_time_goes(
+            program, &sessions, &size, in_flight, &sweeps, rounds, raw_rate,
+        )
+        .await;
+    }
 
     sessions.reload_expired().await;
     let limit = expired.min(if quick { 200 } else { 5_000 });
-    let now = dynamo_session_store::clock::Clock::now(&dynamo_session_store::SystemClock);
     let (naive_deleted, naive_time) = naive_sweep(
         &sessions.client,
         &sessions.table,
-        now.unix_timestamp(),
+        SystemClock.now().unix_timestamp(),
         limit,
     )
     .await;
@@ -221,11 +180,10 @@ async fn measure(report: &mut Report, program: &SweeperProgram, total: usize, qu
         "   naive Scan + DeleteItem: {naive_deleted} deleted in {:.2} s",
         naive_time.as_secs_f64()
     );
-
-    let deleted = (expired * rounds) as f64;
-    let sweeper_rate = deleted / sweeper_wall.as_secs_f64();
-    let raw_rate = deleted / raw_time.as_secs_f64();
     let naive_rate = naive_deleted as f64 / naive_time.as_secs_f64();
+
+    let sweep_server_cores = sweeps.server_cpu.as_secs_f64() / sweeps.wall.as_secs_f64();
+    let raw_server_cores = raw_server_cpu.as_secs_f64() / raw_time.as_secs_f64();
     let detail = json!({
         "items": total,
         "expired": expired,
@@ -235,12 +193,13 @@ async fn measure(report: &mut Report, program: &SweeperProgram, total: usize, qu
         "delete_strategy": strategy,
         "sweeper_deletes_in_flight": in_flight,
         "raw_batch_calls_in_flight": in_flight,
-        "sweeper_wall_s": sweeper_wall.as_secs_f64(),
-        "sweeper_engine_s": sweeper_engine.as_secs_f64(),
-        "sweeper_engine_rate": deleted / sweeper_engine.as_secs_f64(),
-        "sweeper_cpu_s": sweeper_cpu.as_secs_f64(),
-        "server_cpu_during_sweeps_s": server_cpu.as_secs_f64(),
+        "sweeper_wall_s": sweeps.wall.as_secs_f64(),
+        "sweeper_engine_s": sweeps.engine.as_secs_f64(),
+        "sweeper_engine_rate": deleted / sweeps.engine.as_secs_f64(),
+        "sweeper_cpu_s": sweeps.sweeper_cpu.as_secs_f64(),
+        "server_cpu_during_sweeps_s": sweeps.server_cpu.as_secs_f64(),
         "raw_s": raw_time.as_secs_f64(),
+        "server_cpu_during_raw_s": raw_server_cpu.as_secs_f64(),
         "naive_deleted": naive_deleted,
         "naive_s": naive_time.as_secs_f64(),
     });
@@ -248,7 +207,7 @@ async fn measure(report: &mut Report, program: &SweeperProgram, total: usize, qu
     report.push(Row {
         scenario: "3 sweep".into(),
         case: format!(
-            "{size}: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem, {in_flight} in flight"
+            "{size}: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem ({in_flight} in flight)"
         ),
         value: sweeper_rate,
         unit: "del/s".into(),
@@ -276,15 +235,97 @@ async fn measure(report: &mut Report, program: &SweeperProgram, total: usize, qu
             "{size}: peak RSS of the sweeper process ({})",
             program.label()
         ),
-        value: peak_rss,
+        value: sweeps.peak_rss_mib,
         unit: "MiB".into(),
         baseline: None,
         ratio: None,
-        target: Some(format!("<= {TARGET_RSS_MIB:.0} MB")),
-        met: Some(peak_rss <= TARGET_RSS_MIB),
+        target: Some(format!("<= {TARGET_RSS_MIB:.0} MiB")),
+        met: Some(sweeps.peak_rss_mib <= TARGET_RSS_MIB),
         detail: None,
     });
-    peak_rss
+    report.push(Row {
+        scenario: "3 sweep".into(),
+        case: format!("{size}: server CPU busy, sweeper runs vs raw BatchWriteItem runs"),
+        value: sweep_server_cores,
+        unit: "cores".into(),
+        baseline: Some(raw_server_cores),
+        ratio: Some(sweep_server_cores / raw_server_cores),
+        ..Row::default()
+    });
+    for row in extra_rows {
+        report.push(row);
+    }
+    sweeps.peak_rss_mib
+}
+
+/// The extra runs that explain the sweeper's rate (the table ends with the expired half
+/// deleted, as after a sweep).
+async fn where_the_time_goes(
+    program: &SweeperProgram,
+    sessions: &Sessions,
+    size: &str,
+    in_flight: usize,
+    sweeps: &Totals,
+    rounds: usize,
+    raw_rate: f64,
+) -> Vec<Row> {
+    let expired = sessions.expired() as f64;
+    let mut rows = Vec::new();
+
+    sessions.reload_expired().await;
+    let keys: Vec<String> = sessions.expired_keys().collect();
+    let cutoff = SystemClock.now().unix_timestamp() - 15;
+    let took = raw_partiql_delete(&sessions.client, &sessions.table, keys, cutoff, in_flight).await;
+    if let Err(e) = sessions.check_only_live_remain().await {
+        panic!("after the raw PartiQL deletes: {e}");
+    }
+    eprintln!(
+        "   raw PartiQL conditional deletes: {} s",
+        took.as_secs_f64()
+    );
+    let rate = expired / took.as_secs_f64();
+    rows.push(Row {
+        scenario: "3 sweep".into(),
+        case: format!(
+            "{size}: sweeper's PartiQL deletes on known keys, no scan ({in_flight} in flight)"
+        ),
+        value: rate,
+        unit: "del/s".into(),
+        baseline: Some(raw_rate),
+        ratio: Some(rate / raw_rate),
+        ..Row::default()
+    });
+
+    sessions.reload_expired().await;
+    let dry = sweep_in_child(program, sessions, &["--dry-run"]).await;
+    let sweep_s = sweeps.wall.as_secs_f64() / rounds as f64;
+    eprintln!("   dry run (scan only): {:.2} s", dry.wall.as_secs_f64());
+    rows.push(Row {
+        scenario: "3 sweep".into(),
+        case: format!("{size}: sweeper --dry-run (scan only) vs full sweep, time"),
+        value: dry.wall.as_secs_f64(),
+        unit: "s".into(),
+        baseline: Some(sweep_s),
+        ratio: Some(dry.wall.as_secs_f64() / sweep_s),
+        ..Row::default()
+    });
+
+    let item = sweep_in_child(program, sessions, &["--strategy", "delete-item"]).await;
+    let rate = expired / item.wall.as_secs_f64();
+    eprintln!(
+        "   sweeper with DeleteItem: {:.2} s",
+        item.wall.as_secs_f64()
+    );
+    rows.push(Row {
+        scenario: "3 sweep".into(),
+        case: format!("{size}: sweeper --strategy delete-item vs raw BatchWriteItem"),
+        value: rate,
+        unit: "del/s".into(),
+        baseline: Some(raw_rate),
+        ratio: Some(rate / raw_rate),
+        ..Row::default()
+    });
+    rows
 }
 
 /// `100k`, `1M`, `2k`.

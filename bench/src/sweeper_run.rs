@@ -1,0 +1,95 @@
+//! One run of the sweeper in a child process, checked against the data it swept.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::child::{self, OwnCpu, SweeperProgram};
+use crate::data::Sessions;
+
+/// One sweep by the child process, with what it cost.
+#[derive(Debug)]
+pub struct SweepRun {
+    /// Spawn to exit.
+    pub wall: Duration,
+    /// The engine's own `duration` (without process start and client set-up).
+    pub engine: Duration,
+    pub peak_rss_mib: f64,
+    /// CPU time of the sweeper process.
+    pub sweeper_cpu: Duration,
+    /// CPU time of the embedded server's threads meanwhile.
+    pub server_cpu: Duration,
+    pub deleted: u64,
+}
+
+/// The fields of the sweeper's printed report that the bench checks.
+#[derive(Debug, Deserialize)]
+struct PrintedReport {
+    expired_found: u64,
+    deleted: u64,
+    skipped_live: u64,
+    malformed_skipped: u64,
+    duration_ms: u64,
+    complete: bool,
+    dry_run: bool,
+}
+
+/// Runs `program` once on `sessions`' table, with its default configuration plus `args`
+/// (e.g. `--segments 4`, `--dry-run`). Checks its report against the data, and the table:
+/// exactly the live items must remain (every item, after a dry run).
+pub async fn sweep_in_child(
+    program: &SweeperProgram,
+    sessions: &Sessions,
+    args: &[&str],
+) -> SweepRun {
+    let mut cmd = program.command();
+    cmd.args(["--table", &sessions.table]);
+    if let Some(endpoint) = integration_tests::LocalDynamo::shared().endpoint() {
+        cmd.args(["--endpoint", endpoint]);
+    }
+    cmd.args(args);
+    // Defaults only: no setting leaks in from the caller's environment.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("SWEEP_") || name.starts_with("SESSION") {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    let before = OwnCpu::now();
+    let run = tokio::task::spawn_blocking(move || child::run_monitored(cmd))
+        .await
+        .expect("monitor thread")
+        .expect("spawn the sweeper");
+    let server_cpu = OwnCpu::since(before).server;
+    run.ensure_success("the sweeper");
+    let printed: PrintedReport = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("the sweeper's report ({e}): {}", run.stdout));
+    let expected = sessions.expired() as u64;
+    let deleted = if printed.dry_run { 0 } else { expected };
+    assert!(
+        printed.complete
+            && printed.expired_found == expected
+            && printed.deleted == deleted
+            && printed.skipped_live == 0
+            && printed.malformed_skipped == 0,
+        "the sweeper's report does not match the data ({expected} expired): {}",
+        run.stdout
+    );
+    let table = if printed.dry_run {
+        sessions.check_untouched().await
+    } else {
+        sessions.check_only_live_remain().await
+    };
+    if let Err(e) = table {
+        panic!("after the sweep: {e}");
+    }
+    SweepRun {
+        wall: run.wall,
+        engine: Duration::from_millis(printed.duration_ms),
+        peak_rss_mib: run.peak_rss_mib(),
+        sweeper_cpu: run.cpu,
+        server_cpu,
+        deleted: printed.deleted,
+    }
+}
