@@ -8,8 +8,10 @@
 //!
 //! Each round seeds a fresh table with ITEMS (default 20,000) expired sessions of about
 //! 200 bytes, sweeps it with 8 segments, and prints expired sessions deleted per second.
-//! Strategies alternate within a round so neither always runs on a warmer server. Uses the
-//! embedded server unless `DYNAMODB_ENDPOINT` names another.
+//! Strategies alternate within a round so neither always runs on a warmer server. As the
+//! practical limit, each round also deletes a seeded table with a raw, unconditional
+//! `BatchWriteItem` loop over keys known in advance (8 workers, 4 requests in flight each,
+//! no scan). Uses the embedded server unless `DYNAMODB_ENDPOINT` names another.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -59,7 +61,21 @@ async fn main() {
         local.endpoint().unwrap_or("aws")
     );
     let mut results: HashMap<&str, Vec<f64>> = HashMap::new();
+    const RAW: &str = "raw BatchWriteItem (no scan, no condition)";
     for round in 0..rounds {
+        let table = format!("compare-deletes-{round}-raw");
+        DynamoStore::new(client.clone(), &table)
+            .create_table()
+            .await
+            .expect("create table");
+        let keys = seed(&client, &table, items, &clock).await;
+        let started = Instant::now();
+        raw_delete(&client, &table, keys).await;
+        let secs = started.elapsed().as_secs_f64();
+        let rate = items as f64 / secs;
+        println!("round {round}: {RAW:<38} {rate:>9.0} deletes/s ({secs:.2} s)");
+        results.entry(RAW).or_default().push(rate);
+        let _ = client.delete_table().table_name(&table).send().await;
         for (name, strategy, in_flight) in variants {
             let table = format!("compare-deletes-{round}-{strategy:?}-{in_flight}");
             DynamoStore::new(client.clone(), &table)
@@ -84,15 +100,73 @@ async fn main() {
             let _ = client.delete_table().table_name(&table).send().await;
         }
     }
+    // What the scan alone costs: a dry run over the same data.
+    let table = "compare-deletes-dry-run";
+    DynamoStore::new(client.clone(), table)
+        .create_table()
+        .await
+        .expect("create table");
+    seed(&client, table, items, &clock).await;
+    let config = SweepConfig::new(table)
+        .with_total_segments(SEGMENTS)
+        .with_dry_run(true);
+    let started = Instant::now();
+    let report = sweep(&client, &config, &clock, Budget::unlimited())
+        .await
+        .expect("dry run");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "scan only (dry run, {} pages): {:.2} s, {:.0} items/s",
+        report.pages,
+        secs,
+        report.scanned as f64 / secs
+    );
+
     println!("\nmean over {rounds} rounds:");
-    for (name, _, _) in variants {
+    let names = std::iter::once(RAW).chain(variants.iter().map(|v| v.0));
+    for name in names {
         let rates = &results[name];
         let mean = rates.iter().sum::<f64>() / rates.len() as f64;
         println!("  {name:<38} {mean:>9.0} deletes/s");
     }
 }
 
-async fn seed(client: &Client, table: &str, items: usize, clock: &ManualClock) {
+/// Deletes `keys` with unconditional `BatchWriteItem`s: 8 workers, 4 requests in flight
+/// each.
+async fn raw_delete(client: &Client, table: &str, keys: Vec<String>) {
+    use aws_sdk_dynamodb::types::DeleteRequest;
+    use futures_util::StreamExt;
+    let batches: Vec<Vec<String>> = keys.chunks(25).map(<[_]>::to_vec).collect();
+    futures_util::stream::iter(batches)
+        .for_each_concurrent(SEGMENTS as usize * 4, |batch| async move {
+            let requests: Vec<WriteRequest> = batch
+                .into_iter()
+                .map(|key| {
+                    WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .key("id", AttributeValue::S(key))
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                })
+                .collect();
+            let mut pending = Some(HashMap::from([(table.to_owned(), requests)]));
+            while let Some(requests) = pending.filter(|r| !r.is_empty()) {
+                pending = client
+                    .batch_write_item()
+                    .set_request_items(Some(requests))
+                    .send()
+                    .await
+                    .expect("raw delete")
+                    .unprocessed_items;
+            }
+        })
+        .await;
+}
+
+async fn seed(client: &Client, table: &str, items: usize, clock: &ManualClock) -> Vec<String> {
     use dynamo_session_store::clock::Clock;
     let expired = clock.now().unix_timestamp() - 3600;
     let payload = format!(r#"{{"user":42,"pad":"{}"}}"#, "x".repeat(170));
@@ -122,4 +196,5 @@ async fn seed(client: &Client, table: &str, items: usize, clock: &ManualClock) {
                 .unprocessed_items;
         }
     }
+    keys
 }

@@ -38,7 +38,7 @@
 //! |--------|---------|
 //! | [`config`] | [`SweepConfig`]: settings, defaults, environment variables |
 //! | [`event`] | the schedule's payload: Scheduler input or classic envelope |
-//! | [`sweep`] | the engine: parallel segments, page by page |
+//! | [`mod@sweep`] | the engine: parallel segments, page by page |
 //! | [`scan`] | one page's scan request and the pure classification of its items |
 //! | [`delete`] | conditional deletes: PartiQL batches or `DeleteItem` |
 //! | [`retry`] | bounded, jittered exponential back-off |

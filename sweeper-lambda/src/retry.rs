@@ -2,7 +2,7 @@
 //!
 //! What is worth retrying is decided in one place for the whole workspace:
 //! [`dynamo_session_store::error::classify`] for whole requests (throttling, 5xx,
-//! timeouts, connection failures), and [`statement_retry`] for single statements of a
+//! timeouts, connection failures), and `statement_retry` for single statements of a
 //! PartiQL batch. The delays come from `backon`'s exponential schedule with jitter.
 //!
 //! The engine retries by itself; give it a client whose own SDK retries are off

@@ -4,8 +4,9 @@
 //! checkpoint, then runs up to `segment_concurrency` workers. Each worker takes the next
 //! unfinished segment and loops: claim a page from the [`Budget`], scan one page
 //! (filtered and projected, see [`crate::scan`]), classify it, delete its expired items
-//! conditionally (see [`crate::delete`]), and move on from `LastEvaluatedKey`. Only one
-//! page per worker is held at a time, so memory stays flat whatever the table's size.
+//! conditionally (see [`crate::delete`]) while fetching the next page from
+//! `LastEvaluatedKey`. A worker holds at most two pages, so memory stays flat whatever the
+//! table's size.
 //!
 //! When a segment stops (time or page budget) its cursor is kept; when one fails after
 //! retries its last good cursor is kept and the other segments carry on. At the end the
@@ -250,45 +251,76 @@ pub async fn sweep_with_hook(
     })
 }
 
-/// Scans one segment page by page from `cursor`, deleting as it goes.
+/// Scans one segment page by page from `cursor`, deleting as it goes. The next page is
+/// fetched while the current one is being deleted, so a worker holds at most two pages.
 async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Cursor>) -> SegmentEnd {
     let config = &run.config;
+    let mut prefetched = None;
     loop {
-        if !run.budget.try_start_page() {
-            return SegmentEnd::Stopped(cursor);
-        }
-        let scanned = send_with_retries("Scan", config.retry(), &run.budget, &run.tally, || {
-            run.scan.send(&run.client, config, segment, cursor.as_ref())
-        })
-        .await;
-        let page = match scanned {
-            Ok(page) => page,
-            Err(Stop::Deadline) => return SegmentEnd::Stopped(cursor),
-            Err(Stop::Failed(err)) => return SegmentEnd::Failed(cursor, err),
+        let page = match prefetched.take() {
+            Some(page) => page,
+            None if !run.budget.try_start_page() => return SegmentEnd::Stopped(cursor),
+            None => match scan_page(run, segment, cursor.as_ref()).await {
+                Ok(page) => page,
+                Err(Stop::Deadline) => return SegmentEnd::Stopped(cursor),
+                Err(Stop::Failed(err)) => return SegmentEnd::Failed(cursor, err),
+            },
         };
         Tally::add(
             &run.tally.scanned,
             u64::try_from(page.scanned_count).unwrap_or(0),
         );
+        let next = page.last_evaluated_key.filter(|key| !key.is_empty());
         let plan = classify_page(config.schema(), page.items.unwrap_or_default(), run.cutoff);
         Tally::add(&run.tally.malformed_skipped, plan.malformed);
         Tally::add(&run.tally.expired_found, plan.expired.len() as u64);
         if !plan.expired.is_empty() {
             run.hook.before_delete(segment, &plan.expired).await;
-            if !config.dry_run() {
-                match delete_expired(run, plan.expired).await {
-                    Ok(()) => {}
-                    Err(Stop::Deadline) => return SegmentEnd::Stopped(cursor),
-                    Err(Stop::Failed(err)) => return SegmentEnd::Failed(cursor, err),
-                }
+        }
+        let delete = async {
+            if plan.expired.is_empty() || config.dry_run() {
+                Ok(())
+            } else {
+                delete_expired(run, plan.expired).await
             }
+        };
+        let fetch = async {
+            match &next {
+                Some(next) if run.budget.try_start_page() => {
+                    Some(scan_page(run, segment, Some(next)).await)
+                }
+                _ => None,
+            }
+        };
+        let (deleted, fetched) = tokio::join!(delete, fetch);
+        match deleted {
+            Ok(()) => {}
+            Err(Stop::Deadline) => return SegmentEnd::Stopped(cursor),
+            Err(Stop::Failed(err)) => return SegmentEnd::Failed(cursor, err),
         }
         Tally::add(&run.tally.pages, 1);
-        match page.last_evaluated_key {
-            Some(next) if !next.is_empty() => cursor = Some(next),
-            _ => return SegmentEnd::Done,
+        let Some(next) = next else {
+            return SegmentEnd::Done;
+        };
+        cursor = Some(next);
+        match fetched {
+            Some(Ok(page)) => prefetched = Some(page),
+            Some(Err(Stop::Failed(err))) => return SegmentEnd::Failed(cursor, err),
+            Some(Err(Stop::Deadline)) | None => return SegmentEnd::Stopped(cursor),
         }
     }
+}
+
+/// One page of `segment` from `cursor`, with retries.
+async fn scan_page(
+    run: &Run,
+    segment: u32,
+    cursor: Option<&Cursor>,
+) -> Result<aws_sdk_dynamodb::operation::scan::ScanOutput, Stop> {
+    send_with_retries("Scan", run.config.retry(), &run.budget, &run.tally, || {
+        run.scan.send(&run.client, &run.config, segment, cursor)
+    })
+    .await
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
