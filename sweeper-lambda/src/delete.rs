@@ -3,17 +3,25 @@
 //! Two strategies, chosen by [`DeleteStrategy`]:
 //!
 //! - **PartiQL batches**: `BatchExecuteStatement` with up to 25 statements
-//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ?`. Each statement
-//!   succeeds or fails on its own: `ConditionalCheckFailed` means the session was refreshed
-//!   (or is gone) and is counted as skipped live; throttling and internal errors of single
-//!   statements are retried, just those statements, with back-off.
+//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ? RETURNING ALL OLD *`.
+//!   Each statement succeeds or fails on its own: `ConditionalCheckFailed` means the
+//!   session was refreshed and is counted as skipped live; throttling and internal errors
+//!   of single statements are retried, just those statements, with back-off. DynamoDB
+//!   answers success to a conditional PartiQL `DELETE` of a missing key, so `RETURNING ALL
+//!   OLD *` is what tells a real delete (the old item comes back) from a key that was
+//!   already gone (nothing comes back): the latter is counted as `already_gone`, never as
+//!   deleted.
 //! - **`DeleteItem`**: one request per item with `ConditionExpression: #e < :cutoff`,
-//!   several in flight; `ConditionalCheckFailedException` is counted as skipped live.
+//!   several in flight. A `ConditionalCheckFailedException` carries the item
+//!   (`ReturnValuesOnConditionCheckFailure: ALL_OLD`) when it exists: then it was
+//!   refreshed (skipped live), otherwise it was already gone.
 //!
 //! Either way a page's requests run `delete_concurrency` at a time, each waits for the
 //! pacer, and every outcome is added to the shared tally as it happens.
 
-use aws_sdk_dynamodb::types::{AttributeValue, BatchStatementRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BatchStatementRequest, ReturnValuesOnConditionCheckFailure,
+};
 use futures_util::{TryStreamExt, stream};
 
 use crate::config::DeleteStrategy;
@@ -27,7 +35,7 @@ pub const BATCH_SIZE: usize = 25;
 /// The PartiQL conditional delete for `table`, key and expiry attributes.
 pub fn delete_statement(table: &str, key_attr: &str, expires_attr: &str) -> String {
     format!(
-        "DELETE FROM {} WHERE {} = ? AND {} < ?",
+        "DELETE FROM {} WHERE {} = ? AND {} < ? RETURNING ALL OLD *",
         quote(table),
         quote(key_attr),
         quote(expires_attr)
@@ -102,7 +110,11 @@ async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
         let mut last_error = None;
         for (key, response) in pending.into_iter().zip(responses) {
             let Some(error) = response.error else {
-                Tally::add(&run.tally.deleted, 1);
+                // The old item comes back only if there was one to delete.
+                match response.item {
+                    Some(_) => Tally::add(&run.tally.deleted, 1),
+                    None => Tally::add(&run.tally.already_gone, 1),
+                }
                 continue;
             };
             match statement_retry(error.code.as_ref()) {
@@ -142,10 +154,12 @@ async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
 
 /// One conditional `DeleteItem`.
 async fn delete_item(run: &Run, key: String) -> Result<(), Stop> {
+    use dynamo_session_store::item::EXPIRES;
     if !run.pacer.acquire(1, &run.budget).await {
         return Err(Stop::Deadline);
     }
     let schema = run.config.schema();
+    let cutoff = AttributeValue::N(run.cutoff.to_string());
     let result = send_with_retries(
         "DeleteItem",
         run.config.retry(),
@@ -156,26 +170,43 @@ async fn delete_item(run: &Run, key: String) -> Result<(), Stop> {
                 .delete_item()
                 .table_name(run.config.table())
                 .key(schema.key_attribute(), AttributeValue::S(key.clone()))
-                .condition_expression(format!("{} < :cutoff", dynamo_session_store::item::EXPIRES))
-                .expression_attribute_names(
-                    dynamo_session_store::item::EXPIRES,
-                    schema.expires_attribute(),
+                .condition_expression(format!("{EXPIRES} < :cutoff"))
+                .expression_attribute_names(EXPIRES, schema.expires_attribute())
+                .expression_attribute_values(":cutoff", cutoff.clone())
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
                 )
-                .expression_attribute_values(":cutoff", AttributeValue::N(run.cutoff.to_string()))
                 .send()
         },
     )
     .await;
     match result {
         Ok(_) => Tally::add(&run.tally.deleted, 1),
-        Err(Stop::Failed(dynamo_session_store::Error::DynamoDb { code, .. }))
-            if code.as_deref() == Some("ConditionalCheckFailedException") =>
-        {
-            Tally::add(&run.tally.skipped_live, 1);
-        }
+        Err(Stop::Failed(err)) => match condition_failed_on(&err) {
+            Some(true) => Tally::add(&run.tally.skipped_live, 1),
+            Some(false) => Tally::add(&run.tally.already_gone, 1),
+            None => return Err(Stop::Failed(err)),
+        },
         Err(stop) => return Err(stop),
     }
     Ok(())
+}
+
+/// For a failed `DeleteItem`: `Some(true)` when its condition failed on an existing item,
+/// `Some(false)` when it failed because there was no item, `None` for any other error.
+fn condition_failed_on(err: &dynamo_session_store::Error) -> Option<bool> {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+
+    let dynamo_session_store::Error::DynamoDb { source, .. } = err else {
+        return None;
+    };
+    let sdk = source.downcast_ref::<SdkError<DeleteItemError, HttpResponse>>()?;
+    match sdk.as_service_error()? {
+        DeleteItemError::ConditionalCheckFailedException(e) => Some(e.item.is_some()),
+        _ => None,
+    }
 }
 
 fn describe(error: &aws_sdk_dynamodb::types::BatchStatementError) -> String {
@@ -205,11 +236,11 @@ mod tests {
     fn statements_quote_identifiers() {
         assert_eq!(
             delete_statement("sessions", "id", "expires"),
-            r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ?"#
+            r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ? RETURNING ALL OLD *"#
         );
         assert_eq!(
             delete_statement("t", "we\"ird", "e"),
-            r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ?"#
+            r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ? RETURNING ALL OLD *"#
         );
     }
 }

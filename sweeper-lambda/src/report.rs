@@ -21,14 +21,17 @@ pub struct SweepReport {
     pub cutoff: i64,
     /// Items DynamoDB evaluated (`ScannedCount`), live ones included.
     pub scanned: u64,
-    /// Well-formed session items found expired (deleted, skipped live, or left by a dry
-    /// run).
+    /// Well-formed session items found expired: deleted, skipped live, already gone, or
+    /// left by a dry run.
     pub expired_found: u64,
     /// Items deleted.
     pub deleted: u64,
-    /// Expired items whose conditional delete failed: refreshed after the scan (or already
-    /// gone). They were left alone.
+    /// Expired items whose conditional delete failed because they were refreshed after
+    /// the scan. They were left alone.
     pub skipped_live: u64,
+    /// Expired items that were gone when their delete arrived (native TTL, a logout, or
+    /// an earlier attempt of this sweep whose answer was lost). Not counted as deleted.
+    pub already_gone: u64,
     /// Items with a missing or non-numeric expiry, or a key that is not a string: never
     /// deleted, only counted.
     pub malformed_skipped: u64,
@@ -115,6 +118,7 @@ impl SweepReport {
             "Slice": self.slice,
             "DryRun": self.dry_run,
             "Retries": self.retries,
+            "AlreadyGone": self.already_gone,
             "SegmentsRemaining": self.segments_remaining,
         })
     }
@@ -132,6 +136,7 @@ pub(crate) struct Tally {
     pub expired_found: AtomicU64,
     pub deleted: AtomicU64,
     pub skipped_live: AtomicU64,
+    pub already_gone: AtomicU64,
     pub malformed_skipped: AtomicU64,
     pub throttled_retries: AtomicU64,
     pub retries: AtomicU64,
@@ -170,6 +175,7 @@ mod tests {
             expired_found: 6,
             deleted: 4,
             skipped_live: 2,
+            already_gone: 0,
             malformed_skipped: 1,
             throttled_retries: 3,
             retries: 5,

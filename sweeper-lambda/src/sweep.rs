@@ -236,6 +236,7 @@ pub async fn sweep_with_hook(
         expired_found: Tally::get(&t.expired_found),
         deleted: Tally::get(&t.deleted),
         skipped_live: Tally::get(&t.skipped_live),
+        already_gone: Tally::get(&t.already_gone),
         malformed_skipped: Tally::get(&t.malformed_skipped),
         throttled_retries: Tally::get(&t.throttled_retries),
         retries: Tally::get(&t.retries),

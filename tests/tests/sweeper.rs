@@ -5,6 +5,7 @@
 //! |------|-------|
 //! | `keeps_exactly_live_and_malformed_items` | 1, 4 and 16 segments, both delete strategies: only expired sessions go, counts exact |
 //! | `refreshed_session_survives_*` | a session refreshed between scan and delete is skipped live |
+//! | `sessions_gone_before_*` | a session deleted between scan and delete is `already_gone`, not deleted |
 //! | `cut_short_sweep_resumes_*` | page budget / deadline: checkpoint saved, resumed, nothing twice, nothing missed |
 //! | `slices_cover_the_table_exactly_once` | concurrent slices partition the work |
 //! | `dry_run_deletes_nothing` | counts, no deletes, no checkpoint |
@@ -241,6 +242,7 @@ async fn keeps_exactly_live_and_malformed_items() {
         assert_eq!(report.expired_found, 90, "{label}");
         assert_eq!(report.deleted, 90, "{label}");
         assert_eq!(report.skipped_live, 0, "{label}");
+        assert_eq!(report.already_gone, 0, "{label}");
         assert_eq!(report.malformed_skipped, 6, "{label}");
         assert_eq!(report.segments_completed, segments, "{label}");
         assert_eq!(report.segments_failed, 0, "{label}");
@@ -331,7 +333,66 @@ async fn refreshed_session_survives_the_delete_with_both_strategies() {
         assert_eq!(report.expired_found, 30, "{strategy:?}");
         assert_eq!(report.deleted, 29, "{strategy:?}");
         assert_eq!(report.skipped_live, 1, "{strategy:?}");
+        assert_eq!(report.already_gone, 0, "{strategy:?}");
         assert!(report.complete);
+    }
+}
+
+/// Deletes the first expired key of each page before the sweeper does, as a logout (or
+/// native TTL) would.
+#[derive(Debug)]
+struct DeleteFirst {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    gone: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl PageHook for DeleteFirst {
+    async fn before_delete(&self, _segment: u32, expired: &[String]) {
+        let key = expired[0].clone();
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.clone()))
+            .send()
+            .await
+            .expect("logout");
+        self.gone.lock().unwrap().push(key);
+    }
+}
+
+#[tokio::test]
+async fn sessions_gone_before_the_delete_are_not_counted_as_deleted() {
+    for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
+        let table = TestTable::new("sweep-gone").await;
+        let schema = ItemSchema::default();
+        let clock = clock();
+        let seeded = seed(&table, &schema, &clock, 4, 30).await;
+        let hook = Arc::new(DeleteFirst {
+            client: table.client.clone(),
+            table: table.name.clone(),
+            gone: Mutex::new(Vec::new()),
+        });
+        let config = config(&table)
+            .with_total_segments(2)
+            .with_strategy(strategy);
+        let report = sweep_with_hook(
+            &table.client,
+            &config,
+            &clock,
+            Budget::unlimited(),
+            hook.clone(),
+        )
+        .await
+        .unwrap();
+        let gone = hook.gone.lock().unwrap().len() as u64;
+        assert!(gone >= 2, "{strategy:?}: one per page, two segments");
+        assert_eq!(report.expired_found, 30, "{strategy:?}");
+        assert_eq!(report.already_gone, gone, "{strategy:?}: {report:?}");
+        assert_eq!(report.deleted, 30 - gone, "{strategy:?}");
+        assert_eq!(report.skipped_live, 0, "{strategy:?}");
+        assert_eq!(keys_in(&table, &schema).await, seeded.survivors());
     }
 }
 
