@@ -6,11 +6,12 @@
 //! table is deleted again when the [`TestTable`] is dropped.
 #![deny(missing_docs)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -18,6 +19,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use dynamo_session_store::{DynamoStore, ItemSchema};
 pub use local_dynamodb::LocalDynamo;
+
+/// One DynamoDB item, as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
 
 /// A table created for one test.
 #[derive(Debug)]
@@ -89,6 +93,101 @@ impl TestTable {
                 return items;
             }
         }
+    }
+}
+
+impl TestTable {
+    /// Writes `items` straight into the table, as another tool would (no store, no proxy):
+    /// `BatchWriteItem` requests of 25, `concurrency` of them in flight, each repeated
+    /// until nothing is left unprocessed. Fast enough to seed tens of thousands of items.
+    pub async fn batch_put(&self, items: Vec<Item>, concurrency: usize) {
+        let batches: Vec<Vec<Item>> = items.chunks(25).map(<[Item]>::to_vec).collect();
+        let queue = Arc::new(Mutex::new(batches));
+        let mut writers = tokio::task::JoinSet::new();
+        for _ in 0..concurrency.max(1) {
+            let (queue, client, table) = (queue.clone(), self.client.clone(), self.name.clone());
+            writers.spawn(async move {
+                loop {
+                    let batch = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let Some(batch) = batch else { break };
+                    write_batch(&client, &table, batch).await;
+                }
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.expect("a batch writer panicked");
+        }
+    }
+
+    /// The string keys (attribute `key_attribute`) of every item in the table, read with a
+    /// consistent parallel scan of 4 segments projecting only the key.
+    pub async fn keys(&self, key_attribute: &str) -> HashSet<String> {
+        const SEGMENTS: i32 = 4;
+        let mut scans = tokio::task::JoinSet::new();
+        for segment in 0..SEGMENTS {
+            let (client, table) = (self.client.clone(), self.name.clone());
+            let key_attribute = key_attribute.to_owned();
+            scans.spawn(async move {
+                let mut keys = Vec::new();
+                let mut start = None;
+                loop {
+                    let page = client
+                        .scan()
+                        .table_name(&table)
+                        .segment(segment)
+                        .total_segments(SEGMENTS)
+                        .consistent_read(true)
+                        .projection_expression("#k")
+                        .expression_attribute_names("#k", &key_attribute)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .expect("scan test table keys");
+                    for item in page.items.unwrap_or_default() {
+                        match item.get(&key_attribute) {
+                            Some(AttributeValue::S(key)) => keys.push(key.clone()),
+                            other => panic!("an item with key {other:?}"),
+                        }
+                    }
+                    start = page.last_evaluated_key.filter(|k| !k.is_empty());
+                    if start.is_none() {
+                        return keys;
+                    }
+                }
+            });
+        }
+        let mut all = HashSet::new();
+        while let Some(keys) = scans.join_next().await {
+            all.extend(keys.expect("a key scan panicked"));
+        }
+        all
+    }
+}
+
+/// One `BatchWriteItem` of up to 25 puts, repeated until nothing is unprocessed.
+async fn write_batch(client: &Client, table: &str, items: Vec<Item>) {
+    let requests: Vec<WriteRequest> = items
+        .into_iter()
+        .map(|item| {
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("an item is set"),
+                )
+                .build()
+        })
+        .collect();
+    let mut pending = Some(HashMap::from([(table.to_owned(), requests)]));
+    while let Some(requests) = pending.filter(|r| r.values().any(|v| !v.is_empty())) {
+        pending = client
+            .batch_write_item()
+            .set_request_items(Some(requests))
+            .send()
+            .await
+            .expect("seed BatchWriteItem")
+            .unprocessed_items;
     }
 }
 
