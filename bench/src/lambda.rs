@@ -94,7 +94,7 @@ fn zip_size(report: &mut Report) {
             case: "arm64 bootstrap.zip size".into(),
             value: bytes as f64 / (1024.0 * 1024.0),
             unit: "MiB".into(),
-            target: Some("<= 4 MiB (infra.sh)".into()),
+            target: Some("<= 4 MiB".into()),
             met: Some(bytes <= MAX_ZIP_BYTES),
             detail: Some(json!({ "bytes": bytes, "path": zip })),
             ..Row::default()

@@ -40,6 +40,9 @@ pub struct Report {
 struct Machine {
     cores: usize,
     cpu: String,
+    ram_mib: u64,
+    /// `/proc/loadavg` when the run started: other work on the machine skews speeds.
+    load_average: String,
     endpoint: String,
 }
 
@@ -54,6 +57,16 @@ impl Report {
                     .map(|s| s.trim().to_owned())
             })
             .unwrap_or_else(|| "unknown".into());
+        let ram_mib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("MemTotal:"))?.to_owned();
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kib| kib / 1024);
+        let load_average = std::fs::read_to_string("/proc/loadavg")
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
         let endpoint = std::env::var(local_dynamodb::ENDPOINT_VAR)
             .unwrap_or_else(|_| "embedded dynoxide (HTTP on 127.0.0.1)".into());
         Self {
@@ -61,6 +74,8 @@ impl Report {
             machine: Machine {
                 cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 cpu,
+                ram_mib,
+                load_average,
                 endpoint,
             },
             rows: Vec::new(),
@@ -78,9 +93,11 @@ impl Report {
 
     pub fn print(&self) {
         println!(
-            "machine: {} cores, {}; endpoint: {}{}",
+            "machine: {} cores, {}, {} MiB RAM, load average {}; endpoint: {}{}",
             self.machine.cores,
             self.machine.cpu,
+            self.machine.ram_mib,
+            self.machine.load_average,
             self.machine.endpoint,
             if self.quick {
                 "; QUICK MODE (numbers mean nothing)"

@@ -119,6 +119,7 @@ async fn measure(
     let mut sweeps = Totals::default();
     let mut raw_time = Duration::ZERO;
     let mut raw_server_cpu = Duration::ZERO;
+    let mut raw_bench_cpu = Duration::ZERO;
     for round in 0..rounds {
         if round > 0 {
             sessions.reload_expired().await;
@@ -141,12 +142,14 @@ async fn measure(
         let took = raw_batch_delete(&sessions.client, &sessions.table, keys, in_flight).await;
         let cpu = OwnCpu::since(before);
         eprintln!(
-            "   raw BatchWriteItem: {expired} deleted in {:.2} s, server {:.2} CPU s",
+            "   raw BatchWriteItem: {expired} deleted in {:.2} s, server {:.2} + client {:.2} CPU s",
             took.as_secs_f64(),
-            cpu.server.as_secs_f64()
+            cpu.server.as_secs_f64(),
+            cpu.bench.as_secs_f64()
         );
         raw_time += took;
         raw_server_cpu += cpu.server;
+        raw_bench_cpu += cpu.bench;
         if let Err(e) = sessions.check_only_live_remain().await {
             panic!("after the raw batch deletes: {e}");
         }
@@ -200,6 +203,7 @@ async fn measure(
         "server_cpu_during_sweeps_s": sweeps.server_cpu.as_secs_f64(),
         "raw_s": raw_time.as_secs_f64(),
         "server_cpu_during_raw_s": raw_server_cpu.as_secs_f64(),
+        "client_cpu_during_raw_s": raw_bench_cpu.as_secs_f64(),
         "naive_deleted": naive_deleted,
         "naive_s": naive_time.as_secs_f64(),
     });
@@ -275,7 +279,9 @@ async fn where_the_time_goes(
     sessions.reload_expired().await;
     let keys: Vec<String> = sessions.expired_keys().collect();
     let cutoff = SystemClock.now().unix_timestamp() - 15;
+    let before = OwnCpu::now();
     let took = raw_partiql_delete(&sessions.client, &sessions.table, keys, cutoff, in_flight).await;
+    let cpu = OwnCpu::since(before);
     if let Err(e) = sessions.check_only_live_remain().await {
         panic!("after the raw PartiQL deletes: {e}");
     }
@@ -293,13 +299,23 @@ async fn where_the_time_goes(
         unit: "del/s".into(),
         baseline: Some(raw_rate),
         ratio: Some(rate / raw_rate),
+        detail: Some(json!({
+            "s": took.as_secs_f64(),
+            "server_cpu_s": cpu.server.as_secs_f64(),
+            "client_cpu_s": cpu.bench.as_secs_f64(),
+        })),
         ..Row::default()
     });
 
     sessions.reload_expired().await;
     let dry = sweep_in_child(program, sessions, &["--dry-run"]).await;
     let sweep_s = sweeps.wall.as_secs_f64() / rounds as f64;
-    eprintln!("   dry run (scan only): {:.2} s", dry.wall.as_secs_f64());
+    eprintln!(
+        "   dry run (scan only): {:.2} s, server {:.2} + sweeper {:.2} CPU s",
+        dry.wall.as_secs_f64(),
+        dry.server_cpu.as_secs_f64(),
+        dry.sweeper_cpu.as_secs_f64()
+    );
     rows.push(Row {
         scenario: "3 sweep".into(),
         case: format!("{size}: sweeper --dry-run (scan only) vs full sweep, time"),
@@ -307,6 +323,7 @@ async fn where_the_time_goes(
         unit: "s".into(),
         baseline: Some(sweep_s),
         ratio: Some(dry.wall.as_secs_f64() / sweep_s),
+        detail: Some(cpu_detail(&dry)),
         ..Row::default()
     });
 
@@ -323,9 +340,19 @@ async fn where_the_time_goes(
         unit: "del/s".into(),
         baseline: Some(raw_rate),
         ratio: Some(rate / raw_rate),
+        detail: Some(cpu_detail(&item)),
         ..Row::default()
     });
     rows
+}
+
+fn cpu_detail(run: &SweepRun) -> serde_json::Value {
+    json!({
+        "wall_s": run.wall.as_secs_f64(),
+        "server_cpu_s": run.server_cpu.as_secs_f64(),
+        "sweeper_cpu_s": run.sweeper_cpu.as_secs_f64(),
+        "peak_rss_mib": run.peak_rss_mib,
+    })
 }
 
 /// `100k`, `1M`, `2k`.
