@@ -54,6 +54,12 @@ impl Checkpoint {
         self.cursors.insert(segment, cursor);
     }
 
+    /// Forgets `segment`'s progress: it starts from the top next time.
+    pub fn forget(&mut self, segment: u32) {
+        self.cursors.remove(&segment);
+        self.done.remove(&segment);
+    }
+
     /// Whether `segment` is finished.
     pub fn is_done(&self, segment: u32) -> bool {
         self.done.contains(&segment)
@@ -281,6 +287,18 @@ mod tests {
         assert!(back.is_done(4) && back.is_done(5) && !back.is_done(6));
         assert_eq!(back.cursor(6), Some(&cursor));
         assert_eq!(back.cursor(9), None);
+    }
+
+    #[test]
+    fn a_forgotten_segment_starts_over() {
+        let mut cp = Checkpoint::default();
+        let cursor: Cursor = HashMap::from([("id".into(), AttributeValue::S("abc".into()))]);
+        cp.set_cursor(1, cursor);
+        cp.mark_done(2);
+        cp.forget(1);
+        cp.forget(2);
+        assert!(cp.is_empty());
+        assert!(!cp.is_done(2) && cp.cursor(1).is_none());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! table's size.
 //!
 //! When a segment stops (time or page budget) its cursor is kept; when one fails after
-//! retries its last good cursor is kept and the other segments carry on. At the end the
+//! retries its last good cursor is kept (unless the scan itself was refused for good: then
+//! it starts over next time) and the other segments carry on. At the end the
 //! checkpoint is saved (stopped early) or deleted (slice finished), and a
 //! [`SweepReport`] is returned. Failed segments are in the report, not an `Err`: the
 //! handler turns them into a failed invocation.
@@ -187,8 +188,20 @@ pub async fn sweep_with_hook(
             SegmentEnd::Stopped(None) => {}
             SegmentEnd::Failed(cursor, err) => {
                 failed += 1;
-                if let Some(cursor) = cursor {
-                    progress.set_cursor(segment, cursor);
+                // A scan refused for good (say, a cursor from a forged checkpoint that is
+                // not a valid starting key) would fail at the same place every run: the
+                // segment starts over instead, which only repeats conditional deletes.
+                let scan_refused = matches!(
+                    &err,
+                    dynamo_session_store::Error::DynamoDb {
+                        operation: "Scan",
+                        transient: false,
+                        ..
+                    }
+                );
+                match cursor {
+                    Some(cursor) if !scan_refused => progress.set_cursor(segment, cursor),
+                    _ => progress.forget(segment),
                 }
                 tracing::error!(segment, error = %err, "segment failed");
                 errors.push(format!("segment {segment}: {err}"));
