@@ -214,7 +214,14 @@ impl SweepConfig {
         }
         let mut config = Self::new(table.trim()).with_schema(schema);
         if let Some(v) = get("SWEEP_TOTAL_SEGMENTS") {
-            config.total_segments = parse_number(&v, &var("SWEEP_TOTAL_SEGMENTS"))?;
+            let field = var("SWEEP_TOTAL_SEGMENTS");
+            config.total_segments = parse_number(&v, &field)?;
+            if !(1..=MAX_TOTAL_SEGMENTS).contains(&config.total_segments) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("total_segments must be between 1 and {MAX_TOTAL_SEGMENTS}, got {v}"),
+                ));
+            }
         }
         if let Some(v) = get("SWEEP_GRACE_SECONDS") {
             config.grace = Duration::from_secs(parse_number(&v, &var("SWEEP_GRACE_SECONDS"))?);
@@ -564,7 +571,7 @@ mod tests {
         let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_TOTAL_SEGMENTS", "-1")]).unwrap_err();
         assert!(err.to_string().contains("SWEEP_TOTAL_SEGMENTS"), "{err}");
         let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_TOTAL_SEGMENTS", "0")]).unwrap_err();
-        assert_eq!(err.field(), "total_segments");
+        assert!(err.field().contains("SWEEP_TOTAL_SEGMENTS"), "{err}");
         let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_DRY_RUN", "maybe")]).unwrap_err();
         assert!(err.to_string().contains("SWEEP_DRY_RUN"), "{err}");
         let err =

@@ -7,20 +7,18 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use sweeper_lambda::handler::dynamodb_client;
 use sweeper_lambda::{SweepConfig, Sweeper};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let logs = tracing_subscriber::fmt().with_max_level(log_level());
+    if !in_lambda {
+        logs.with_writer(std::io::stderr).init();
         return sweeper_lambda::cli::main(std::env::args().skip(1).collect()).await;
     }
-    // Honours the function's log level and format (text or JSON) settings.
-    lambda_runtime::tracing::init_default_subscriber();
+    // CloudWatch stamps each line itself.
+    logs.with_ansi(false).without_time().init();
     let config = match SweepConfig::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -40,4 +38,13 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The log level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (a plain level such as `debug`),
+/// `info` by default.
+fn log_level() -> LevelFilter {
+    ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+        .unwrap_or(LevelFilter::INFO)
 }

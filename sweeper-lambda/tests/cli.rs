@@ -1,0 +1,110 @@
+//! The `sweeper` binary outside Lambda: flags in, one sweep against the embedded server,
+//! the report as JSON on stdout.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynamo_session_store::DynamoStore;
+use dynamo_session_store::clock::{Clock, SystemClock};
+use local_dynamodb::LocalDynamo;
+use serde_json::Value;
+
+fn sweeper() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sweeper"));
+    // The binary must not think it runs in Lambda, nor pick up a table from the caller.
+    command
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("SESSIONS_TABLE");
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_sweep_from_flags_prints_the_report() {
+    let local = LocalDynamo::embedded().expect("embedded server");
+    let endpoint = local.endpoint().unwrap().to_owned();
+    let client = local.client().await;
+    DynamoStore::new(client.clone(), "cli-sessions")
+        .create_table()
+        .await
+        .unwrap();
+    // Real time here: the binary uses the system clock. Expired a day ago, live for a day.
+    let now = SystemClock.now().unix_timestamp();
+    for (i, expires) in [now - 86_400, now - 86_400, now - 86_400, now + 86_400]
+        .into_iter()
+        .enumerate()
+    {
+        client
+            .put_item()
+            .table_name("cli-sessions")
+            .set_item(Some(HashMap::from([
+                ("id".to_owned(), AttributeValue::S(format!("s-{i}"))),
+                ("expires".to_owned(), AttributeValue::N(expires.to_string())),
+                ("data".to_owned(), AttributeValue::S("{}".to_owned())),
+            ])))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let run = |args: &[&str]| {
+        let out = sweeper()
+            .args(["--table", "cli-sessions", "--endpoint", &endpoint])
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status,
+            stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (status, stdout, stderr) = run(&["--segments", "2", "--dry-run"]);
+    assert!(status.success(), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["expired_found"], 3);
+    assert_eq!(report["deleted"], 0);
+    assert_eq!(report["slice"], "0-2of2");
+
+    let (status, stdout, stderr) = run(&["--segments", "2", "--emf"]);
+    assert!(status.success(), "{stderr}");
+    // With --emf the metrics line comes first, then the report.
+    let (emf, report) = stdout.split_once('\n').unwrap();
+    let emf: Value = serde_json::from_str(emf).unwrap();
+    assert_eq!(emf["Deleted"], 3);
+    assert_eq!(
+        emf["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "SessionSweeper"
+    );
+    let report: Value = serde_json::from_str(report).unwrap();
+    assert_eq!(report["deleted"], 3);
+    assert_eq!(report["complete"], true);
+    let left = client
+        .scan()
+        .table_name("cli-sessions")
+        .send()
+        .await
+        .unwrap()
+        .count;
+    assert_eq!(left, 1);
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let out = sweeper()
+        .args(["--table", "t", "--segments", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--segments"), "{stderr}");
+    let out = sweeper().args(["--tabel", "t"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tabel"));
+    let out = sweeper().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--segments"));
+}
