@@ -31,6 +31,14 @@
 //! applicable: a plan's faults are drawn uniformly among those that apply to the request's
 //! operation, and a request with none that apply is forwarded untouched.
 //!
+//! [`FaultProxy::set_latency`] adds a fixed delay to every request before it is answered
+//! (forwarded or faulted alike), as a network between client and server would: on loopback
+//! a round trip costs a fraction of a millisecond, so a client that makes one request at a
+//! time looks far cheaper than it is against a real endpoint. The delay is a tokio sleep on
+//! the proxy's runtime, so it takes at least the latency, rounded up to the timer's
+//! millisecond tick; concurrent requests wait in parallel, as on a real network. It is zero
+//! by default and is independent of the plan.
+//!
 //! Decisions come from a PRNG seeded by [`FaultPlan::seed`], so a sequential run is
 //! reproducible; concurrent requests take their draws in arrival order.
 //!
@@ -41,12 +49,14 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
 //! use local_dynamodb::LocalDynamo;
 //! use local_dynamodb::faults::{Fault, FaultPlan, FaultProxy};
 //!
 //! let upstream = LocalDynamo::embedded()?;
 //! let proxy = FaultProxy::start(upstream.endpoint().unwrap())?;
 //! proxy.set_plan(FaultPlan::new(0.1, vec![Fault::Throttling, Fault::InternalServerError]));
+//! proxy.set_latency(Duration::from_millis(2)); // an in-region round trip
 //! let client = LocalDynamo::at(proxy.endpoint()).client().await;
 //! // ... use `client`; then:
 //! println!("{:?}", proxy.stats());
@@ -56,6 +66,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -266,6 +277,7 @@ impl fmt::Debug for FaultProxy {
             .field("addr", &self.shared.addr)
             .field("upstream", &self.shared.upstream)
             .field("plan", &self.shared.lock_state().plan)
+            .field("latency", &self.shared.latency())
             .finish_non_exhaustive()
     }
 }
@@ -275,6 +287,8 @@ struct Shared {
     upstream: Uri,
     http: HttpClient<HttpConnector, Full<Bytes>>,
     state: Mutex<State>,
+    /// Added latency per request, in nanoseconds (see [`FaultProxy::set_latency`]).
+    latency_nanos: AtomicU64,
 }
 
 struct State {
@@ -341,6 +355,7 @@ impl FaultProxy {
                 stats: FaultStats::default(),
                 drawn: 0,
             }),
+            latency_nanos: AtomicU64::new(0),
         });
         let (stop, stopped) = oneshot::channel();
         let serving = Arc::clone(&shared);
@@ -394,6 +409,19 @@ impl FaultProxy {
         self.shared.lock_state().plan.clone()
     }
 
+    /// Delays every request by `latency` before it is forwarded or faulted, to stand for
+    /// the network between a client and a real endpoint; applies to the next request.
+    /// Zero (the default) adds nothing. Replacing the plan keeps the latency.
+    pub fn set_latency(&self, latency: Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The added latency per request (zero unless [`set_latency`](Self::set_latency)).
+    pub fn latency(&self) -> Duration {
+        self.shared.latency()
+    }
+
     /// Statistics so far.
     pub fn stats(&self) -> FaultStats {
         self.shared.lock_state().stats.clone()
@@ -408,6 +436,10 @@ impl FaultProxy {
 impl Shared {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn latency(&self) -> Duration {
+        Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
     }
 
     /// Counts the request and draws whether (and which) fault it gets.
@@ -469,5 +501,58 @@ mod tests {
         assert!(Fault::PartialBatch.applies_to("BatchExecuteStatement"));
         assert!(!Fault::PartialBatch.applies_to("PutItem"));
         assert!(Fault::Throttling.applies_to("PutItem"));
+    }
+
+    /// The fastest of `n` sequential `ListTables` calls through `client`.
+    async fn fastest_of(client: &aws_sdk_dynamodb::Client, n: usize) -> Duration {
+        let mut fastest = Duration::MAX;
+        for _ in 0..n {
+            let started = std::time::Instant::now();
+            client.list_tables().send().await.expect("ListTables");
+            fastest = fastest.min(started.elapsed());
+        }
+        fastest
+    }
+
+    #[tokio::test]
+    async fn latency_delays_every_request_and_defaults_to_nothing() {
+        const LATENCY: Duration = Duration::from_millis(20);
+        let upstream = LocalDynamo::embedded().expect("embedded server");
+        let proxy = FaultProxy::in_front_of(&upstream).expect("proxy");
+        let client = proxy.local().client().await;
+        assert_eq!(proxy.latency(), Duration::ZERO);
+        // Warm-up: connections and credentials, not the proxy's cost.
+        client.list_tables().send().await.expect("ListTables");
+
+        // Zero latency: the fastest round trip stays well under the latency used below
+        // (the fastest of several, so a busy machine does not make this flaky).
+        let unloaded = fastest_of(&client, 5).await;
+        assert!(unloaded < LATENCY / 2, "no latency set, yet {unloaded:?}");
+
+        proxy.set_latency(LATENCY);
+        // Every request pays it: the fastest is at least the latency.
+        let delayed = fastest_of(&client, 3).await;
+        assert!(
+            delayed >= LATENCY,
+            "latency {LATENCY:?}, request took {delayed:?}"
+        );
+
+        // Faulted requests pay it too, and replacing the plan keeps it: one throttled
+        // attempt and its retry make two delayed round trips.
+        proxy.set_plan(FaultPlan::new(1.0, vec![Fault::Throttling]).at_most(1));
+        assert_eq!(proxy.latency(), LATENCY);
+        let started = std::time::Instant::now();
+        client
+            .list_tables()
+            .send()
+            .await
+            .expect("ListTables, retried");
+        let took = started.elapsed();
+        assert_eq!(proxy.stats().injected, 1);
+        assert!(took >= 2 * LATENCY, "two attempts, yet {took:?}");
+
+        proxy.set_latency(Duration::ZERO);
+        let back = fastest_of(&client, 5).await;
+        assert!(back < LATENCY / 2, "latency reset, yet {back:?}");
     }
 }

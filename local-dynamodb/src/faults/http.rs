@@ -78,7 +78,12 @@ async fn handle(
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return Err(DropConnection);
     };
-    let Some((fault, hold)) = shared.decide(&operation) else {
+    let decision = shared.decide(&operation);
+    let latency = shared.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let Some((fault, hold)) = decision else {
         return Ok(forward(&shared, &parts, body).await);
     };
     match fault {
