@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{Error, redact};
 use crate::item::{EXPIRES, ItemSchema, KEY};
-use crate::throttle::{Plan, Seen, WriteCache, fingerprint, plan};
+use crate::throttle::{Fingerprinter, Plan, Seen, WriteCache, plan};
 
 /// Default lifetime of a record saved without an expiry: two weeks, as in the original.
 pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(14 * 24 * 60 * 60);
@@ -58,6 +58,7 @@ pub struct DynamoStore {
     consistent_read: bool,
     pub(crate) clock: SharedClock,
     cache: Arc<WriteCache>,
+    fingerprints: Fingerprinter,
 }
 
 impl fmt::Debug for DynamoStore {
@@ -133,6 +134,7 @@ impl DynamoStore {
             cache: Arc::new(WriteCache::new(
                 NonZeroUsize::new(DEFAULT_THROTTLE_CAPACITY).expect("non-zero"),
             )),
+            fingerprints: Fingerprinter::new(),
         }
     }
 
@@ -400,7 +402,7 @@ impl DynamoStore {
         self.cache.record(
             key,
             Seen {
-                data_hash: fingerprint(&stored.data),
+                data_hash: self.fingerprints.fingerprint(&stored.data),
                 expires: stored.expires,
             },
         );
@@ -417,7 +419,7 @@ impl DynamoStore {
         mode: Mode,
     ) -> Result<WriteOutcome, Error> {
         let next = Seen {
-            data_hash: fingerprint(&json),
+            data_hash: self.fingerprints.fingerprint(&json),
             expires,
         };
         let planned = match mode {
@@ -511,7 +513,8 @@ impl DynamoStore {
             .item()
             .and_then(|item| self.schema.decode(item.clone()).ok())
             .is_some_and(|found| {
-                found.expires == written.expires && fingerprint(&found.data) == written.data_hash
+                found.expires == written.expires
+                    && self.fingerprints.fingerprint(&found.data) == written.data_hash
             })
     }
 
