@@ -20,10 +20,18 @@
 //! alone); the sweeper with `DeleteItem` instead of PartiQL batches; the sweeper with a
 //! Scan `Limit` of 1,000 (smaller, more pages); and the embedded
 //! server's CPU time (its threads in this process) during the sweeper and the raw runs.
+//!
+//! Loopback round trips cost ~0.2 ms, which flatters the naive loop: it pays one round
+//! trip per item, where the sweeper's batched, concurrent requests share theirs. So the
+//! first data size also runs the sweeper, the raw limit and the naive loop (first 2,000
+//! deletions, 200 in quick mode) through a [`FaultProxy`] that adds [`ADDED_LATENCY`] to
+//! every request and injects no faults.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::Client;
 use dynamo_session_store::clock::{Clock, SystemClock};
+use local_dynamodb::faults::FaultProxy;
 use serde_json::json;
 use sweeper_lambda::SweepConfig;
 use sweeper_lambda::config::DeleteStrategy;
@@ -32,13 +40,19 @@ use crate::baselines::{naive_sweep, raw_batch_delete, raw_partiql_delete};
 use crate::child::{self, OwnCpu, SweeperProgram};
 use crate::data::Sessions;
 use crate::report::{Report, Row};
-use crate::sweeper_run::{SweepRun, sweep_in_child};
+use crate::sweeper_run::{SweepRun, sweep_in_child, sweep_in_child_at};
 
 const TARGET_VS_RAW: f64 = 0.50;
 const TARGET_VS_NAIVE: f64 = 10.0;
 const TARGET_RSS_MIB: f64 = 40.0;
 /// The Scan `Limit` of the extra paged sweeper run.
 const PAGE_SIZE: &str = "1000";
+/// Added per request in the latency runs: a typical round trip to DynamoDB from a client
+/// in the same region (single-digit milliseconds; 2 ms is a common figure in practice).
+const ADDED_LATENCY: Duration = Duration::from_millis(2);
+/// Deletions timed for the naive loop in the latency runs (quick mode: 200); at ~2 ms a
+/// deletion, 2,000 take about 5 s.
+const NAIVE_LIMIT_WITH_LATENCY: usize = 2_000;
 /// "About the same" peak RSS at 1M items as at 100k.
 const TARGET_RSS_GROWTH: f64 = 1.25;
 
@@ -164,6 +178,21 @@ async fn measure(
     let mut extra_rows = Vec::new();
     if extras {
         extra_rows.extend(
+            with_latency(
+                program,
+                &sessions,
+                &size,
+                LatencyRuns {
+                    rounds,
+                    in_flight,
+                    segments,
+                    strategy,
+                    quick,
+                },
+            )
+            .await,
+        );
+        extra_rows.extend(
             where_the_time_goes(
                 program, &sessions, &size, in_flight, &sweeps, rounds, raw_rate,
             )
@@ -265,6 +294,151 @@ async fn measure(
         report.push(row);
     }
     sweeps.peak_rss_mib
+}
+
+/// What [`with_latency`] runs, as the loopback runs of the same size.
+struct LatencyRuns {
+    rounds: usize,
+    in_flight: usize,
+    segments: u32,
+    strategy: &'static str,
+    quick: bool,
+}
+
+/// The sweeper, the raw limit and the naive loop through a proxy adding [`ADDED_LATENCY`]
+/// to every request (no faults). The naive loop stops early, so expired items remain:
+/// reload before the next run.
+async fn with_latency(
+    program: &SweeperProgram,
+    sessions: &Sessions,
+    size: &str,
+    runs: LatencyRuns,
+) -> Vec<Row> {
+    let LatencyRuns {
+        rounds,
+        in_flight,
+        segments,
+        strategy,
+        quick,
+    } = runs;
+    let ms = ADDED_LATENCY.as_millis();
+    let proxy = FaultProxy::in_front_of(integration_tests::LocalDynamo::shared())
+        .expect("start the latency proxy");
+    proxy.set_latency(ADDED_LATENCY);
+    let endpoint = proxy.endpoint();
+    let client = proxy.local().client().await;
+    // What a round trip costs now, against the same server directly.
+    let direct_rtt = mean_round_trip(&sessions.client, 50).await;
+    let proxied_rtt = mean_round_trip(&client, 50).await;
+    eprintln!(
+        "   +{ms} ms latency proxy: round trip {:.2} ms (direct {:.2} ms)",
+        ms_of(proxied_rtt),
+        ms_of(direct_rtt)
+    );
+
+    let expired = sessions.expired();
+    let mut sweep_time = Duration::ZERO;
+    let mut raw_time = Duration::ZERO;
+    for _ in 0..rounds {
+        sessions.reload_expired().await;
+        let run = sweep_in_child_at(program, sessions, Some(&endpoint), &[]).await;
+        eprintln!(
+            "   sweeper, +{ms} ms: {} deleted in {:.2} s (engine {:.2} s)",
+            run.deleted,
+            run.wall.as_secs_f64(),
+            run.engine.as_secs_f64()
+        );
+        sweep_time += run.wall;
+
+        sessions.reload_expired().await;
+        let keys: Vec<String> = sessions.expired_keys().collect();
+        let took = raw_batch_delete(&client, &sessions.table, keys, in_flight).await;
+        eprintln!(
+            "   raw BatchWriteItem, +{ms} ms: {expired} deleted in {:.2} s",
+            took.as_secs_f64()
+        );
+        raw_time += took;
+        if let Err(e) = sessions.check_only_live_remain().await {
+            panic!("after the raw batch deletes through the latency proxy: {e}");
+        }
+    }
+    let deleted = (expired * rounds) as f64;
+    let sweeper_rate = deleted / sweep_time.as_secs_f64();
+    let raw_rate = deleted / raw_time.as_secs_f64();
+
+    sessions.reload_expired().await;
+    let limit = expired.min(if quick { 200 } else { NAIVE_LIMIT_WITH_LATENCY });
+    let (naive_deleted, naive_time) = naive_sweep(
+        &client,
+        &sessions.table,
+        SystemClock.now().unix_timestamp(),
+        limit,
+    )
+    .await;
+    assert_eq!(
+        naive_deleted, limit,
+        "the naive loop ran out of expired items"
+    );
+    eprintln!(
+        "   naive Scan + DeleteItem, +{ms} ms: {naive_deleted} deleted in {:.2} s",
+        naive_time.as_secs_f64()
+    );
+    let naive_rate = naive_deleted as f64 / naive_time.as_secs_f64();
+
+    let detail = json!({
+        "added_latency_ms": ADDED_LATENCY.as_secs_f64() * 1e3,
+        "round_trip_ms_through_proxy": ms_of(proxied_rtt),
+        "round_trip_ms_direct": ms_of(direct_rtt),
+        "rounds": rounds,
+        "sweeper_wall_s": sweep_time.as_secs_f64(),
+        "raw_s": raw_time.as_secs_f64(),
+        "naive_deleted": naive_deleted,
+        "naive_s": naive_time.as_secs_f64(),
+    });
+    let vs_raw = sweeper_rate / raw_rate;
+    let vs_naive = sweeper_rate / naive_rate;
+    vec![
+        Row {
+            scenario: "3 sweep".into(),
+            case: format!(
+                "{size}, +{ms} ms latency: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem ({in_flight} in flight)"
+            ),
+            value: sweeper_rate,
+            unit: "del/s".into(),
+            baseline: Some(raw_rate),
+            ratio: Some(vs_raw),
+            target: Some(format!(">= {TARGET_VS_RAW:.2}x raw")),
+            met: Some(vs_raw >= TARGET_VS_RAW),
+            detail: Some(detail),
+        },
+        Row {
+            scenario: "3 sweep".into(),
+            case: format!(
+                "{size}, +{ms} ms latency: sweeper vs naive Scan + DeleteItem (first {limit} deletions)"
+            ),
+            value: sweeper_rate,
+            unit: "del/s".into(),
+            baseline: Some(naive_rate),
+            ratio: Some(vs_naive),
+            target: Some(format!(">= {TARGET_VS_NAIVE:.0}x naive")),
+            met: Some(vs_naive >= TARGET_VS_NAIVE),
+            detail: None,
+        },
+    ]
+}
+
+/// The mean of `n` sequential `ListTables` round trips (after one to warm up).
+async fn mean_round_trip(client: &Client, n: u32) -> Duration {
+    client.list_tables().send().await.expect("ListTables");
+    let started = Instant::now();
+    for _ in 0..n {
+        client.list_tables().send().await.expect("ListTables");
+    }
+    started.elapsed() / n
+}
+
+fn ms_of(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// The extra runs that explain the sweeper's rate (the table ends with the expired half

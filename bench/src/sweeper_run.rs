@@ -42,9 +42,22 @@ pub async fn sweep_in_child(
     sessions: &Sessions,
     args: &[&str],
 ) -> SweepRun {
+    let endpoint = integration_tests::LocalDynamo::shared().endpoint();
+    sweep_in_child_at(program, sessions, endpoint, args).await
+}
+
+/// As [`sweep_in_child`], with the sweeper pointed at `endpoint` (e.g. a proxy in front of
+/// the shared server) instead of the shared endpoint; `None` is real AWS. The table is
+/// still checked through `sessions`' own client.
+pub async fn sweep_in_child_at(
+    program: &SweeperProgram,
+    sessions: &Sessions,
+    endpoint: Option<&str>,
+    args: &[&str],
+) -> SweepRun {
     let mut cmd = program.command();
     cmd.args(["--table", &sessions.table]);
-    if let Some(endpoint) = integration_tests::LocalDynamo::shared().endpoint() {
+    if let Some(endpoint) = endpoint {
         cmd.args(["--endpoint", endpoint]);
     }
     cmd.args(args);
