@@ -2,16 +2,11 @@
 //!
 //! Used as the child process of the sweeper scenarios when the real `sweeper` binary is
 //! not built (quick mode, CI). It does what `sweeper-lambda/src/main.rs` does: with
-//! `AWS_LAMBDA_RUNTIME_API` set, the Lambda runtime loop around [`Sweeper::handle`];
+//! `AWS_LAMBDA_RUNTIME_API` set, the Lambda runtime loop ([`sweeper_lambda::handler::serve`]);
 //! otherwise one sweep from command-line flags ([`sweeper_lambda::cli::main`]). It starts
 //! no server and no other scenario, so its memory is the sweeper's alone.
 
 use std::process::ExitCode;
-
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
-use sweeper_lambda::handler::dynamodb_client;
-use sweeper_lambda::{SweepConfig, Sweeper};
 
 /// The subcommand's name.
 pub const SUBCOMMAND: &str = "__sweeper";
@@ -21,23 +16,5 @@ pub async fn main(args: Vec<String>) -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         return sweeper_lambda::cli::main(args).await;
     }
-    let config = match SweepConfig::from_env() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sweeper: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let sweeper = Sweeper::new(dynamodb_client(None).await, config);
-    let sweeper = &sweeper;
-    let run = lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        sweeper.handle(event).await
-    }));
-    match run.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("sweeper: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    sweeper_lambda::handler::serve().await
 }

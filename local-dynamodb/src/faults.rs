@@ -325,20 +325,7 @@ impl FaultProxy {
                 "fault proxy: upstream must be an http://host:port URL, got `{upstream}`"
             )));
         }
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| StartError(e.to_string()))?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|e| StartError(e.to_string()))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| StartError(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fault-proxy")
-            .enable_all()
-            .build()
-            .map_err(|e| StartError(e.to_string()))?;
+        let (std_listener, addr, runtime) = crate::loopback_server("fault-proxy")?;
         let http = {
             // The client needs a runtime context to be built with a tokio executor.
             let _guard = runtime.enter();

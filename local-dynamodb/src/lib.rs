@@ -137,20 +137,7 @@ impl LocalDynamo {
 /// Serves a new in-memory dynoxide database on 127.0.0.1:0 from a dedicated thread.
 fn spawn_embedded() -> Result<SocketAddr, StartError> {
     let db = dynoxide::Database::memory().map_err(|e| StartError(e.to_string()))?;
-    let std_listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| StartError(e.to_string()))?;
-    let addr = std_listener
-        .local_addr()
-        .map_err(|e| StartError(e.to_string()))?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(|e| StartError(e.to_string()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("dynoxide")
-        .enable_all()
-        .build()
-        .map_err(|e| StartError(e.to_string()))?;
+    let (std_listener, addr, runtime) = loopback_server("dynoxide")?;
     std::thread::Builder::new()
         .name("dynoxide-server".into())
         .spawn(move || {
@@ -171,4 +158,22 @@ fn spawn_embedded() -> Result<SocketAddr, StartError> {
         })
         .map_err(|e| StartError(e.to_string()))?;
     Ok(addr)
+}
+
+/// A non-blocking listener on 127.0.0.1:0, its address, and a two-thread runtime of its
+/// own to serve it from a dedicated thread (so it outlives any test's runtime).
+pub(crate) fn loopback_server(
+    name: &str,
+) -> Result<(std::net::TcpListener, SocketAddr, tokio::runtime::Runtime), StartError> {
+    let error = |e: std::io::Error| StartError(format!("{name}: {e}"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(error)?;
+    let addr = listener.local_addr().map_err(error)?;
+    listener.set_nonblocking(true).map_err(error)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(error)?;
+    Ok((listener, addr, runtime))
 }

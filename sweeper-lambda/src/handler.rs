@@ -149,6 +149,31 @@ impl Sweeper {
 /// Timeout of one HTTP attempt of the sweeper's client.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Serves Lambda invocations until the runtime stops: the configuration from the
+/// environment ([`SweepConfig::from_env`], failing fast on an invalid one), one client,
+/// and [`Sweeper::handle`] per event. What the `sweeper` binary runs inside Lambda.
+pub async fn serve() -> std::process::ExitCode {
+    let config = match SweepConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("sweeper: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let sweeper = Sweeper::new(dynamodb_client(None).await, config);
+    let sweeper = &sweeper;
+    let run = lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| async move { sweeper.handle(event).await },
+    ));
+    match run.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("sweeper: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The DynamoDB client the binary uses: the standard AWS configuration chain (Lambda's
 /// role), an optional endpoint override, SDK retries off (the engine retries itself, see
 /// [`crate::retry`]) and a 10 s timeout per attempt. With an endpoint and no AWS

@@ -3,10 +3,6 @@
 
 use std::process::ExitCode;
 
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
-use sweeper_lambda::handler::dynamodb_client;
-use sweeper_lambda::{SweepConfig, Sweeper};
 use tracing_subscriber::filter::LevelFilter;
 
 #[tokio::main]
@@ -19,25 +15,7 @@ async fn main() -> ExitCode {
     }
     // CloudWatch stamps each line itself.
     logs.with_ansi(false).without_time().init();
-    let config = match SweepConfig::from_env() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("sweeper: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let sweeper = Sweeper::new(dynamodb_client(None).await, config);
-    let sweeper = &sweeper;
-    let run = lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        sweeper.handle(event).await
-    }));
-    match run.await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("sweeper: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    sweeper_lambda::handler::serve().await
 }
 
 /// The log level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (a plain level such as `debug`),
