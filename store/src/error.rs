@@ -96,7 +96,9 @@ impl Error {
         }
     }
 
-    pub(crate) fn sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    /// Wraps an SDK error from `operation` (e.g. `"PutItem"`), classified with
+    /// [`classify`] and with its whole cause chain as the message.
+    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{Error, redact};
 use crate::item::{EXPIRES, ItemSchema, KEY};
-use crate::throttle::{Fingerprinter, Plan, Seen, WriteCache, plan};
+use crate::throttle::{Plan, Seen, WriteCache, plan};
 
 /// Default lifetime of a record saved without an expiry: two weeks, as in the original.
 pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(14 * 24 * 60 * 60);
@@ -58,7 +58,6 @@ pub struct DynamoStore {
     consistent_read: bool,
     pub(crate) clock: SharedClock,
     cache: Arc<WriteCache>,
-    fingerprints: Fingerprinter,
 }
 
 impl fmt::Debug for DynamoStore {
@@ -134,7 +133,6 @@ impl DynamoStore {
             cache: Arc::new(WriteCache::new(
                 NonZeroUsize::new(DEFAULT_THROTTLE_CAPACITY).expect("non-zero"),
             )),
-            fingerprints: Fingerprinter::new(),
         }
     }
 
@@ -320,7 +318,7 @@ impl DynamoStore {
             .key(self.schema.key_attribute(), AttributeValue::S(key))
             .send()
             .await
-            .map_err(|e| Error::sdk("DeleteItem", e))?;
+            .map_err(|e| Error::from_sdk("DeleteItem", e))?;
         tracing::debug!(session = %redact(id), "deleted session");
         Ok(())
     }
@@ -389,7 +387,7 @@ impl DynamoStore {
             .consistent_read(self.consistent_read)
             .send()
             .await
-            .map_err(|e| Error::sdk("GetItem", e))?;
+            .map_err(|e| Error::from_sdk("GetItem", e))?;
         let Some(item) = out.item else {
             self.cache.forget(key);
             return Ok(None);
@@ -399,13 +397,8 @@ impl DynamoStore {
             self.cache.forget(key);
             return Ok(None);
         }
-        self.cache.record(
-            key,
-            Seen {
-                data_hash: self.fingerprints.fingerprint(&stored.data),
-                expires: stored.expires,
-            },
-        );
+        self.cache
+            .record(key, self.cache.seen(&stored.data, stored.expires));
         Ok(Some((stored.data, stored.expires)))
     }
 
@@ -418,10 +411,7 @@ impl DynamoStore {
         expires: i64,
         mode: Mode,
     ) -> Result<WriteOutcome, Error> {
-        let next = Seen {
-            data_hash: self.fingerprints.fingerprint(&json),
-            expires,
-        };
+        let next = self.cache.seen(&json, expires);
         let planned = match mode {
             Mode::Insert => Plan::Put,
             Mode::Upsert | Mode::Update => {
@@ -497,7 +487,7 @@ impl DynamoStore {
             Err(err) => {
                 // The item's state is unknown now; the next save writes it whole.
                 self.cache.forget(&key);
-                Err(Error::sdk("PutItem", err))
+                Err(Error::from_sdk("PutItem", err))
             }
         }
     }
@@ -512,10 +502,7 @@ impl DynamoStore {
         refused
             .item()
             .and_then(|item| self.schema.decode(item.clone()).ok())
-            .is_some_and(|found| {
-                found.expires == written.expires
-                    && self.fingerprints.fingerprint(&found.data) == written.data_hash
-            })
+            .is_some_and(|found| self.cache.seen(&found.data, found.expires) == written)
     }
 
     /// Sets the expiry of an existing, unexpired item. `false` if there is none.
@@ -552,7 +539,7 @@ impl DynamoStore {
             }
             Err(err) => {
                 self.cache.forget(key);
-                Err(Error::sdk("UpdateItem", err))
+                Err(Error::from_sdk("UpdateItem", err))
             }
         }
     }

@@ -58,7 +58,7 @@ impl DynamoStore {
             {
                 TableCreated::AlreadyExisted
             }
-            Err(err) => return Err(Error::sdk("CreateTable", err)),
+            Err(err) => return Err(Error::from_sdk("CreateTable", err)),
         };
         self.wait_until_active().await?;
         self.enable_ttl().await?;
@@ -75,7 +75,7 @@ impl DynamoStore {
                 .table_name(self.table.as_ref())
                 .send()
                 .await
-                .map_err(|e| Error::sdk("DescribeTable", e))?;
+                .map_err(|e| Error::from_sdk("DescribeTable", e))?;
             if table.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
                 return Ok(());
             }
@@ -91,7 +91,7 @@ impl DynamoStore {
             .table_name(self.table.as_ref())
             .send()
             .await
-            .map_err(|e| Error::sdk("DescribeTimeToLive", e))?;
+            .map_err(|e| Error::from_sdk("DescribeTimeToLive", e))?;
         let on = current.time_to_live_description.is_some_and(|d| {
             d.attribute_name() == Some(self.schema.expires_attribute())
                 && matches!(
@@ -117,7 +117,7 @@ impl DynamoStore {
             )
             .send()
             .await
-            .map_err(|e| Error::sdk("UpdateTimeToLive", e))?;
+            .map_err(|e| Error::from_sdk("UpdateTimeToLive", e))?;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::BatchStatementErrorCodeEnum as Code;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use dynamo_session_store::error::{Error as StoreError, classify};
@@ -97,21 +97,6 @@ pub(crate) enum Stop {
     Failed(StoreError),
 }
 
-/// Turns an SDK error into the store's error type, keeping the whole cause chain.
-pub(crate) fn sdk_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
-where
-    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-{
-    let class = classify(&err);
-    StoreError::DynamoDb {
-        operation,
-        code: class.code,
-        transient: class.transient,
-        message: DisplayErrorContext(&err).to_string(),
-        source: Box::new(err),
-    }
-}
-
 /// Sends `call()` until it succeeds, retrying transient errors with back-off.
 pub(crate) async fn send_with_retries<T, E, F, Fut>(
     operation: &'static str,
@@ -133,10 +118,10 @@ where
         };
         let class = classify(&err);
         if !class.transient {
-            return Err(Stop::Failed(sdk_error(operation, err)));
+            return Err(Stop::Failed(StoreError::from_sdk(operation, err)));
         }
         let Some(delay) = delays.next() else {
-            return Err(Stop::Failed(sdk_error(operation, err)));
+            return Err(Stop::Failed(StoreError::from_sdk(operation, err)));
         };
         if !budget.leaves_time_for(delay) {
             return Err(Stop::Deadline);
