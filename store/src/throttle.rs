@@ -62,16 +62,35 @@ impl Fingerprinter {
     }
 }
 
-/// Bounded memory of [`Seen`] per table key.
-#[derive(Debug)]
+/// Bounded memory of [`Seen`] per table key, with the fingerprinter its hashes come from
+/// (fingerprints are only comparable under the same seed, so the two live together).
 pub(crate) struct WriteCache {
     entries: Mutex<LruCache<String, Seen>>,
+    fingerprints: Fingerprinter,
+}
+
+impl std::fmt::Debug for WriteCache {
+    // Only the size: the keys are session ids, which must not reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteCache")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WriteCache {
     pub(crate) fn new(capacity: NonZeroUsize) -> Self {
         Self {
             entries: Mutex::new(LruCache::new(capacity)),
+            fingerprints: Fingerprinter::new(),
+        }
+    }
+
+    /// What a session with this data JSON and expiry looks like to this cache.
+    pub(crate) fn seen(&self, data_json: &str, expires: i64) -> Seen {
+        Seen {
+            data_hash: self.fingerprints.fingerprint(data_json),
+            expires,
         }
     }
 
