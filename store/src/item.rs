@@ -119,6 +119,51 @@ impl ItemSchema {
         &self.key_prefix
     }
 
+    /// The schema named by the environment variables that `infra/template.yaml` sets on
+    /// the apps and on the sweeper alike, read through `lookup`:
+    /// `SESSION_KEY_ATTRIBUTE` (default `id`), `SESSION_EXPIRES_ATTRIBUTE` (`expires`) and
+    /// `SESSION_DATA_ATTRIBUTE` (`data`), each trimmed, unset or blank keeping the
+    /// default; and `SESSION_KEY_PREFIX` (none), taken exactly as given, since a prefix may
+    /// end in a space or a separator. The result is not validated: call
+    /// [`ItemSchema::validate`].
+    ///
+    /// ```
+    /// use dynamo_session_store::ItemSchema;
+    ///
+    /// let schema = ItemSchema::from_lookup(|name| match name {
+    ///     "SESSION_EXPIRES_ATTRIBUTE" => Some(" ttl ".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(schema.expires_attribute(), "ttl");
+    /// assert_eq!(schema.key_attribute(), "id");
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let name = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut schema = Self::default();
+        if let Some(v) = name("SESSION_KEY_ATTRIBUTE") {
+            schema.key_attr = v;
+        }
+        if let Some(v) = name("SESSION_EXPIRES_ATTRIBUTE") {
+            schema.expires_attr = v;
+        }
+        if let Some(v) = name("SESSION_DATA_ATTRIBUTE") {
+            schema.data_attr = v;
+        }
+        if let Some(v) = lookup("SESSION_KEY_PREFIX") {
+            schema.key_prefix = v;
+        }
+        schema
+    }
+
+    /// [`ItemSchema::from_lookup`] on the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
     /// Checks the schema itself: attribute names non-empty and distinct.
     ///
     /// # Errors

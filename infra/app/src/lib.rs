@@ -53,30 +53,21 @@ impl std::fmt::Display for MissingSetting {
 impl std::error::Error for MissingSetting {}
 
 impl Settings {
-    /// Reads `SESSIONS_TABLE` (required) and the optional `SESSION_KEY_ATTRIBUTE`,
-    /// `SESSION_EXPIRES_ATTRIBUTE`, `SESSION_DATA_ATTRIBUTE` and `SESSION_KEY_PREFIX`
-    /// (defaults: `id`, `expires`, `data`, no prefix) through `lookup`.
+    /// Reads `SESSIONS_TABLE` (required, trimmed) and the item schema through `lookup`,
+    /// with [`ItemSchema::from_lookup`]: the one reading of those variables that the
+    /// sweeper shares.
     ///
     /// # Errors
-    /// [`MissingSetting`] when `SESSIONS_TABLE` is unset or empty.
+    /// [`MissingSetting`] when `SESSIONS_TABLE` is unset or blank.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingSetting> {
         let table = lookup("SESSIONS_TABLE")
+            .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .ok_or(MissingSetting("SESSIONS_TABLE"))?;
-        let mut schema = ItemSchema::default();
-        if let Some(name) = lookup("SESSION_KEY_ATTRIBUTE").filter(|v| !v.is_empty()) {
-            schema = schema.with_key_attribute(name);
-        }
-        if let Some(name) = lookup("SESSION_EXPIRES_ATTRIBUTE").filter(|v| !v.is_empty()) {
-            schema = schema.with_expires_attribute(name);
-        }
-        if let Some(name) = lookup("SESSION_DATA_ATTRIBUTE").filter(|v| !v.is_empty()) {
-            schema = schema.with_data_attribute(name);
-        }
-        if let Some(prefix) = lookup("SESSION_KEY_PREFIX") {
-            schema = schema.with_key_prefix(prefix);
-        }
-        Ok(Self { table, schema })
+        Ok(Self {
+            table,
+            schema: ItemSchema::from_lookup(lookup),
+        })
     }
 
     /// [`Settings::from_lookup`] on the process environment.
@@ -195,5 +186,23 @@ mod tests {
             .with_data_attribute("body")
             .with_key_prefix("app1#");
         assert_eq!(settings.schema(), &expected);
+    }
+
+    #[test]
+    fn the_app_and_the_sweeper_read_the_schema_alike() {
+        let vars = [
+            ("SESSIONS_TABLE", " t "),
+            ("SESSION_KEY_ATTRIBUTE", " pk "),
+            ("SESSION_EXPIRES_ATTRIBUTE", "ttl\n"),
+            ("SESSION_KEY_PREFIX", "app1 "),
+        ];
+        let app = Settings::from_lookup(lookup(&vars)).unwrap();
+        let sweeper = sweeper_lambda::SweepConfig::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(app.table(), sweeper.table());
+        assert_eq!(app.schema(), sweeper.schema());
+        assert_eq!(app.schema().key_attribute(), "pk");
+        assert_eq!(app.schema().expires_attribute(), "ttl");
+        // A prefix is taken as given: it may end in a separator, even a space.
+        assert_eq!(app.schema().key_prefix(), "app1 ");
     }
 }

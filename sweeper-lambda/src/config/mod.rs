@@ -4,13 +4,15 @@
 //! Per-invocation overrides from the schedule's event live in [`crate::event`]. Every
 //! invalid value fails fast with a [`ConfigError`] naming the variable, flag or field.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dynamo_session_store::ItemSchema;
 
-use crate::retry::RetryPolicy;
+mod env;
+mod retry_policy;
+
+pub use retry_policy::RetryPolicy;
 
 /// DynamoDB's largest `TotalSegments`.
 pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
@@ -87,7 +89,8 @@ impl DeleteStrategy {
 }
 
 /// A range of segments `start..end` out of the sweep's total, for one invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Slice {
     /// First segment, inclusive.
     pub start: u32,
@@ -168,94 +171,6 @@ impl SweepConfig {
             delete_concurrency: DEFAULT_DELETE_CONCURRENCY,
             retry: RetryPolicy::default(),
         }
-    }
-
-    /// Reads the contract's environment variables (see the crate docs).
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the first variable that is missing or invalid.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Like [`SweepConfig::from_env`], reading variables through `lookup`.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the first variable that is missing or invalid.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Self::from_lookup_named(lookup, |name| format!("environment variable `{name}`"))
-    }
-
-    /// Like [`SweepConfig::from_lookup`]; `describe` names where a variable's value came
-    /// from in errors (say, a command-line flag standing in for it).
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the first variable that is missing or invalid.
-    pub fn from_lookup_named(
-        lookup: impl Fn(&str) -> Option<String>,
-        describe: impl Fn(&str) -> String,
-    ) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let var = |name: &str| describe(name);
-        let table = get("SESSIONS_TABLE")
-            .ok_or_else(|| ConfigError::new(var("SESSIONS_TABLE"), "is required"))?;
-        let mut schema = ItemSchema::new();
-        if let Some(v) = get("SESSION_KEY_ATTRIBUTE") {
-            schema = schema.with_key_attribute(v.trim());
-        }
-        if let Some(v) = get("SESSION_EXPIRES_ATTRIBUTE") {
-            schema = schema.with_expires_attribute(v.trim());
-        }
-        if let Some(v) = get("SESSION_DATA_ATTRIBUTE") {
-            schema = schema.with_data_attribute(v.trim());
-        }
-        if let Some(v) = lookup("SESSION_KEY_PREFIX") {
-            schema = schema.with_key_prefix(v);
-        }
-        let mut config = Self::new(table.trim()).with_schema(schema);
-        if let Some(v) = get("SWEEP_TOTAL_SEGMENTS") {
-            let field = var("SWEEP_TOTAL_SEGMENTS");
-            config.total_segments = parse_number(&v, &field)?;
-            if !(1..=MAX_TOTAL_SEGMENTS).contains(&config.total_segments) {
-                return Err(ConfigError::new(
-                    field,
-                    format!("total_segments must be between 1 and {MAX_TOTAL_SEGMENTS}, got {v}"),
-                ));
-            }
-        }
-        if let Some(v) = get("SWEEP_GRACE_SECONDS") {
-            config.grace = Duration::from_secs(parse_number(&v, &var("SWEEP_GRACE_SECONDS"))?);
-        }
-        if let Some(v) = get("SWEEP_MAX_DELETES_PER_SECOND") {
-            config.max_deletes_per_second = parse_number(&v, &var("SWEEP_MAX_DELETES_PER_SECOND"))?;
-        }
-        if let Some(v) = get("SWEEP_PAGE_SIZE") {
-            config.page_size = parse_number(&v, &var("SWEEP_PAGE_SIZE"))?;
-        }
-        if let Some(v) = get("SWEEP_DEADLINE_MARGIN_MS") {
-            config.deadline_margin =
-                Duration::from_millis(parse_number(&v, &var("SWEEP_DEADLINE_MARGIN_MS"))?);
-        }
-        if let Some(v) = get("SWEEP_DRY_RUN") {
-            config.dry_run = parse_bool(&v, &var("SWEEP_DRY_RUN"))?;
-        }
-        if let Some(v) = get("SWEEP_CHECKPOINT") {
-            config.checkpoint = parse_bool(&v, &var("SWEEP_CHECKPOINT"))?;
-        }
-        if let Some(v) = get("SWEEP_METRICS_NAMESPACE") {
-            config.metrics_namespace = v.trim().to_owned();
-        }
-        if let Some(v) = get("SWEEP_DELETE_STRATEGY") {
-            config.strategy = DeleteStrategy::parse(&v, &var("SWEEP_DELETE_STRATEGY"))?;
-        }
-        if let Some(v) = get("SWEEP_SEGMENT_CONCURRENCY") {
-            config.segment_concurrency = parse_number(&v, &var("SWEEP_SEGMENT_CONCURRENCY"))?;
-        }
-        if let Some(v) = get("SWEEP_DELETE_CONCURRENCY") {
-            config.delete_concurrency = parse_number(&v, &var("SWEEP_DELETE_CONCURRENCY"))?;
-        }
-        config.validate()?;
-        Ok(config)
     }
 
     /// Uses `schema` for attribute names and key prefix (default [`ItemSchema::default`]).
@@ -473,111 +388,9 @@ impl SweepConfig {
     }
 }
 
-/// Parses a non-negative whole number.
-pub(crate) fn parse_number<T>(text: &str, field: &str) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    text.trim().parse::<T>().map_err(|e| {
-        ConfigError::new(
-            field,
-            format!("`{}` is not a non-negative whole number ({e})", text.trim()),
-        )
-    })
-}
-
-/// Parses `true`/`false` (also `1`/`0`, `yes`/`no`, any case).
-pub(crate) fn parse_bool(text: &str, field: &str) -> Result<bool, ConfigError> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(ConfigError::new(
-            field,
-            format!("`{other}` is not a boolean: use true or false"),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn from(vars: &[(&str, &str)]) -> Result<SweepConfig, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        SweepConfig::from_lookup(|name| vars.get(name).cloned())
-    }
-
-    #[test]
-    fn defaults_follow_the_contract() {
-        let config = from(&[("SESSIONS_TABLE", "sessions")]).unwrap();
-        assert_eq!(config.table(), "sessions");
-        assert_eq!(config.total_segments(), 8);
-        assert_eq!(config.slice(), Slice::new(0, 8));
-        assert_eq!(config.slice_label(), "0-8of8");
-        assert_eq!(config.grace(), Duration::from_secs(15));
-        assert_eq!(config.max_deletes_per_second(), 0);
-        assert_eq!(config.page_size(), 0);
-        assert_eq!(config.deadline_margin(), Duration::from_millis(5000));
-        assert!(!config.dry_run());
-        assert!(config.checkpoint());
-        assert_eq!(config.metrics_namespace(), "SessionSweeper");
-        assert_eq!(config.schema(), &ItemSchema::default());
-    }
-
-    #[test]
-    fn every_variable_is_read() {
-        let config = from(&[
-            ("SESSIONS_TABLE", "t"),
-            ("SESSION_KEY_ATTRIBUTE", "pk"),
-            ("SESSION_EXPIRES_ATTRIBUTE", "ttl"),
-            ("SESSION_DATA_ATTRIBUTE", "body"),
-            ("SESSION_KEY_PREFIX", "app:"),
-            ("SWEEP_TOTAL_SEGMENTS", "32"),
-            ("SWEEP_GRACE_SECONDS", "60"),
-            ("SWEEP_MAX_DELETES_PER_SECOND", "250"),
-            ("SWEEP_PAGE_SIZE", "100"),
-            ("SWEEP_DEADLINE_MARGIN_MS", "1500"),
-            ("SWEEP_DRY_RUN", "TRUE"),
-            ("SWEEP_CHECKPOINT", "false"),
-            ("SWEEP_METRICS_NAMESPACE", "Ns"),
-            ("SWEEP_DELETE_STRATEGY", "delete-item"),
-        ])
-        .unwrap();
-        assert_eq!(config.schema().key_attribute(), "pk");
-        assert_eq!(config.schema().expires_attribute(), "ttl");
-        assert_eq!(config.schema().data_attribute(), "body");
-        assert_eq!(config.schema().key_prefix(), "app:");
-        assert_eq!(config.total_segments(), 32);
-        assert_eq!(config.grace(), Duration::from_secs(60));
-        assert_eq!(config.max_deletes_per_second(), 250);
-        assert_eq!(config.page_size(), 100);
-        assert_eq!(config.deadline_margin(), Duration::from_millis(1500));
-        assert!(config.dry_run());
-        assert!(!config.checkpoint());
-        assert_eq!(config.metrics_namespace(), "Ns");
-        assert_eq!(config.strategy(), DeleteStrategy::DeleteItem);
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        let err = from(&[]).unwrap_err();
-        assert!(err.field().contains("SESSIONS_TABLE"), "{err}");
-        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_TOTAL_SEGMENTS", "-1")]).unwrap_err();
-        assert!(err.to_string().contains("SWEEP_TOTAL_SEGMENTS"), "{err}");
-        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_TOTAL_SEGMENTS", "0")]).unwrap_err();
-        assert!(err.field().contains("SWEEP_TOTAL_SEGMENTS"), "{err}");
-        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_DRY_RUN", "maybe")]).unwrap_err();
-        assert!(err.to_string().contains("SWEEP_DRY_RUN"), "{err}");
-        let err =
-            from(&[("SESSIONS_TABLE", "t"), ("SESSION_EXPIRES_ATTRIBUTE", "id")]).unwrap_err();
-        assert!(err.to_string().contains("must differ"), "{err}");
-    }
 
     #[test]
     fn slices_are_checked_against_the_total() {
