@@ -4,132 +4,162 @@
 //! sweeper --table sessions [--segments 8] [--slice 0..4] [--dry-run] [--endpoint URL] …
 //! ```
 //!
-//! Flags stand in for the environment variables of the same meaning (a flag wins), so the
-//! same settings work in both places. The report is printed to stdout as JSON; logs go to
-//! stderr. Exit status: 0 done (or stopped early by `--max-seconds`), 1 segments failed,
-//! 2 invalid arguments or configuration.
+//! Parsed by `clap` (derive): `sweeper --help` is generated from [`Args`]' field docs, so
+//! it cannot drift from what is accepted. Flags stand in for the environment variables
+//! of the same meaning (a flag wins), so the same settings work in both places, and are
+//! validated by the same code ([`SweepConfig::from_lookup_named`]), which names the flag
+//! in its errors. The report is printed to stdout as JSON; logs go to stderr. Exit
+//! status: 0 done (or stopped early by `--max-seconds`), 1 segments failed, 2 invalid
+//! arguments or configuration.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
+
 use crate::budget::Budget;
-use crate::config::{ConfigError, Slice, SweepConfig, parse_number};
+use crate::client::dynamodb_client;
+use crate::config::{ConfigError, Slice, SweepConfig};
 use crate::error::SweepError;
-use crate::handler::{Sweeper, dynamodb_client};
+use crate::sweeper::Sweeper;
 
-/// The usage text.
-pub const USAGE: &str = "\
-sweeper: delete expired sessions from a dynamo-session-store table, once.
-
-USAGE: sweeper --table NAME [OPTIONS]
-
-Every option can also be set by the environment variable in brackets.
-  --table NAME                  table to sweep [SESSIONS_TABLE]
-  --segments N                  parallel scan segments, 1..=1000000 [SWEEP_TOTAL_SEGMENTS=8]
-  --slice START..END            sweep only these segments of the total
-  --grace-seconds N             cutoff = now - N [SWEEP_GRACE_SECONDS=15]
-  --max-deletes-per-second N    pacing, 0 = none [SWEEP_MAX_DELETES_PER_SECOND=0]
-  --page-size N                 Scan Limit, 0 = 1 MB pages [SWEEP_PAGE_SIZE=0]
-  --dry-run                     report only, delete nothing [SWEEP_DRY_RUN]
-  --no-checkpoint               keep no resume cursors [SWEEP_CHECKPOINT=true]
-  --key-attribute NAME          [SESSION_KEY_ATTRIBUTE=id]
-  --expires-attribute NAME      [SESSION_EXPIRES_ATTRIBUTE=expires]
-  --data-attribute NAME         [SESSION_DATA_ATTRIBUTE=data]
-  --key-prefix PREFIX           [SESSION_KEY_PREFIX]
-  --strategy partiql|delete-item  [SWEEP_DELETE_STRATEGY=partiql]
-  --segment-concurrency N       segments scanned at once [SWEEP_SEGMENT_CONCURRENCY=16]
-  --delete-concurrency N        delete requests in flight per segment [SWEEP_DELETE_CONCURRENCY=4]
-  --max-seconds N               stop starting new work after N seconds (resume next run)
-  --endpoint URL                DynamoDB endpoint (local servers); region/credentials from AWS_*
-  --emf                         also print the CloudWatch EMF metrics line
-  -h, --help                    this text
-";
-
-/// Parsed command-line arguments.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// sweeper: delete expired sessions from a dynamo-session-store table, once.
+///
+/// Every option named with an env variable can also be set by that variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
+#[command(name = "sweeper", disable_version_flag = true)]
 pub struct Args {
-    /// Values standing in for environment variables, by variable name.
-    pub vars: HashMap<&'static str, String>,
-    /// Flag used for each variable, for error messages.
-    pub flags: HashMap<&'static str, String>,
-    /// `--slice`.
+    /// Table to sweep (env SESSIONS_TABLE)
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// Parallel scan segments, 1..=1000000 (env SWEEP_TOTAL_SEGMENTS; default 8)
+    #[arg(long, value_name = "N")]
+    pub segments: Option<String>,
+    /// Sweep only these segments of the total
+    #[arg(long, value_name = "START..END", value_parser = parse_slice)]
     pub slice: Option<Slice>,
-    /// `--max-seconds`.
+    /// Cutoff = now - N (env SWEEP_GRACE_SECONDS; default 15)
+    #[arg(long, value_name = "N")]
+    pub grace_seconds: Option<String>,
+    /// Pacing, 0 = none (env SWEEP_MAX_DELETES_PER_SECOND; default 0)
+    #[arg(long, value_name = "N")]
+    pub max_deletes_per_second: Option<String>,
+    /// Scan Limit, 0 = 1 MB pages (env SWEEP_PAGE_SIZE; default 0)
+    #[arg(long, value_name = "N")]
+    pub page_size: Option<String>,
+    /// Report only, delete nothing (env SWEEP_DRY_RUN)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep no resume cursors (env SWEEP_CHECKPOINT; default true)
+    #[arg(long)]
+    pub no_checkpoint: bool,
+    /// Session key attribute (env SESSION_KEY_ATTRIBUTE; default id)
+    #[arg(long, value_name = "NAME")]
+    pub key_attribute: Option<String>,
+    /// Expiry attribute, epoch seconds (env SESSION_EXPIRES_ATTRIBUTE; default expires)
+    #[arg(long, value_name = "NAME")]
+    pub expires_attribute: Option<String>,
+    /// Data attribute (env SESSION_DATA_ATTRIBUTE; default data)
+    #[arg(long, value_name = "NAME")]
+    pub data_attribute: Option<String>,
+    /// Key prefix of this app's sessions (env SESSION_KEY_PREFIX)
+    #[arg(long, value_name = "PREFIX")]
+    pub key_prefix: Option<String>,
+    /// partiql or delete-item (env SWEEP_DELETE_STRATEGY; default partiql)
+    #[arg(long, value_name = "STRATEGY")]
+    pub strategy: Option<String>,
+    /// Segments scanned at once (env SWEEP_SEGMENT_CONCURRENCY; default 16)
+    #[arg(long, value_name = "N")]
+    pub segment_concurrency: Option<String>,
+    /// Delete requests in flight per segment (env SWEEP_DELETE_CONCURRENCY; default 4)
+    #[arg(long, value_name = "N")]
+    pub delete_concurrency: Option<String>,
+    /// Stop this long before a Lambda deadline (env SWEEP_DEADLINE_MARGIN_MS; default 5000)
+    #[arg(long, value_name = "MS")]
+    pub deadline_margin_ms: Option<String>,
+    /// CloudWatch namespace of the --emf line (env SWEEP_METRICS_NAMESPACE; default SessionSweeper)
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// Stop starting new work after N seconds (resume next run)
+    #[arg(long, value_name = "N")]
     pub max_seconds: Option<u64>,
-    /// `--endpoint`.
+    /// DynamoDB endpoint (local servers); region and credentials from AWS_*
+    #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
-    /// `--emf`.
+    /// Also print the CloudWatch EMF metrics line
+    #[arg(long)]
     pub emf: bool,
-    /// `-h` / `--help`.
-    pub help: bool,
 }
 
-const VALUE_FLAGS: [(&str, &str); 14] = [
-    ("--table", "SESSIONS_TABLE"),
-    ("--segments", "SWEEP_TOTAL_SEGMENTS"),
-    ("--grace-seconds", "SWEEP_GRACE_SECONDS"),
-    ("--max-deletes-per-second", "SWEEP_MAX_DELETES_PER_SECOND"),
-    ("--page-size", "SWEEP_PAGE_SIZE"),
-    ("--key-attribute", "SESSION_KEY_ATTRIBUTE"),
-    ("--expires-attribute", "SESSION_EXPIRES_ATTRIBUTE"),
-    ("--data-attribute", "SESSION_DATA_ATTRIBUTE"),
-    ("--key-prefix", "SESSION_KEY_PREFIX"),
-    ("--strategy", "SWEEP_DELETE_STRATEGY"),
-    ("--segment-concurrency", "SWEEP_SEGMENT_CONCURRENCY"),
-    ("--delete-concurrency", "SWEEP_DELETE_CONCURRENCY"),
-    ("--deadline-margin-ms", "SWEEP_DEADLINE_MARGIN_MS"),
-    ("--namespace", "SWEEP_METRICS_NAMESPACE"),
-];
-
 impl Args {
-    /// Parses arguments (without the program name). `--flag value` and `--flag=value`.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the flag that is unknown or lacks a valid value.
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, ConfigError> {
-        let mut out = Self::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let field = format!("flag `{flag}`");
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| ConfigError::new(&field, "needs a value"))
-            };
-            match flag.as_str() {
-                "-h" | "--help" => out.help = true,
-                "--dry-run" => out.set("SWEEP_DRY_RUN", &flag, "true".into()),
-                "--no-checkpoint" => out.set("SWEEP_CHECKPOINT", &flag, "false".into()),
-                "--emf" => out.emf = true,
-                "--endpoint" => out.endpoint = Some(value()?),
-                "--max-seconds" => out.max_seconds = Some(parse_number(&value()?, &field)?),
-                "--slice" => out.slice = Some(parse_slice(&value()?, &field)?),
-                _ => match VALUE_FLAGS.iter().find(|(f, _)| *f == flag) {
-                    Some((_, var)) => {
-                        let v = value()?;
-                        out.set(var, &flag, v);
-                    }
-                    None => {
-                        return Err(ConfigError::new(
-                            field,
-                            "is not a known option (see --help)",
-                        ));
-                    }
-                },
-            }
-        }
-        Ok(out)
-    }
-
-    fn set(&mut self, var: &'static str, flag: &str, value: String) {
-        self.vars.insert(var, value);
-        self.flags.insert(var, flag.to_owned());
+    /// The flags that stand in for environment variables: (variable, flag, value).
+    fn vars(&self) -> Vec<(&'static str, &'static str, String)> {
+        let flags = [
+            ("SESSIONS_TABLE", "--table", &self.table),
+            ("SWEEP_TOTAL_SEGMENTS", "--segments", &self.segments),
+            (
+                "SWEEP_GRACE_SECONDS",
+                "--grace-seconds",
+                &self.grace_seconds,
+            ),
+            (
+                "SWEEP_MAX_DELETES_PER_SECOND",
+                "--max-deletes-per-second",
+                &self.max_deletes_per_second,
+            ),
+            ("SWEEP_PAGE_SIZE", "--page-size", &self.page_size),
+            (
+                "SESSION_KEY_ATTRIBUTE",
+                "--key-attribute",
+                &self.key_attribute,
+            ),
+            (
+                "SESSION_EXPIRES_ATTRIBUTE",
+                "--expires-attribute",
+                &self.expires_attribute,
+            ),
+            (
+                "SESSION_DATA_ATTRIBUTE",
+                "--data-attribute",
+                &self.data_attribute,
+            ),
+            ("SESSION_KEY_PREFIX", "--key-prefix", &self.key_prefix),
+            ("SWEEP_DELETE_STRATEGY", "--strategy", &self.strategy),
+            (
+                "SWEEP_SEGMENT_CONCURRENCY",
+                "--segment-concurrency",
+                &self.segment_concurrency,
+            ),
+            (
+                "SWEEP_DELETE_CONCURRENCY",
+                "--delete-concurrency",
+                &self.delete_concurrency,
+            ),
+            (
+                "SWEEP_DEADLINE_MARGIN_MS",
+                "--deadline-margin-ms",
+                &self.deadline_margin_ms,
+            ),
+            ("SWEEP_METRICS_NAMESPACE", "--namespace", &self.namespace),
+        ];
+        let switches = [
+            (
+                "SWEEP_DRY_RUN",
+                "--dry-run",
+                self.dry_run.then(|| "true".to_owned()),
+            ),
+            (
+                "SWEEP_CHECKPOINT",
+                "--no-checkpoint",
+                self.no_checkpoint.then(|| "false".to_owned()),
+            ),
+        ];
+        flags
+            .into_iter()
+            .map(|(var, flag, value)| (var, flag, value.clone()))
+            .chain(switches)
+            .filter_map(|(var, flag, value)| Some((var, flag, value?)))
+            .collect()
     }
 
     /// The configuration: these flags over the environment read by `env`.
@@ -137,10 +167,16 @@ impl Args {
     /// # Errors
     /// A [`ConfigError`] naming the flag or variable that is missing or invalid.
     pub fn config(&self, env: impl Fn(&str) -> Option<String>) -> Result<SweepConfig, ConfigError> {
+        let vars = self.vars();
+        let flag = |name: &str| vars.iter().find(|(var, ..)| *var == name);
         let config = SweepConfig::from_lookup_named(
-            |name| self.vars.get(name).cloned().or_else(|| env(name)),
-            |name| match self.flags.get(name) {
-                Some(flag) => format!("flag `{flag}`"),
+            |name| {
+                flag(name)
+                    .map(|(.., value)| value.clone())
+                    .or_else(|| env(name))
+            },
+            |name| match flag(name) {
+                Some((_, flag, _)) => format!("flag `{flag}`"),
                 None => format!("environment variable `{name}`"),
             },
         )?;
@@ -155,26 +191,35 @@ impl Args {
     }
 }
 
-fn parse_slice(text: &str, field: &str) -> Result<Slice, ConfigError> {
+/// `START..END`.
+fn parse_slice(text: &str) -> Result<Slice, String> {
+    let number = |n: &str| {
+        n.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("`{n}` is not a segment number ({e})"))
+    };
     let (a, b) = text
         .split_once("..")
-        .ok_or_else(|| ConfigError::new(field, format!("`{text}` is not START..END")))?;
-    Ok(Slice::new(parse_number(a, field)?, parse_number(b, field)?))
+        .ok_or_else(|| format!("`{text}` is not START..END"))?;
+    Ok(Slice::new(number(a)?, number(b)?))
 }
 
 /// Runs one sweep from the command line (arguments without the program name).
 pub async fn main(args: Vec<String>) -> ExitCode {
-    let args = match Args::parse(args) {
+    let args = match Args::try_parse_from(std::iter::once("sweeper".to_owned()).chain(args)) {
         Ok(args) => args,
-        Err(err) => return usage_error(&err),
+        Err(err) => {
+            // Help goes to stdout with status 0; a usage error to stderr with status 2.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
     };
-    if args.help {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
     let config = match args.config(|name| std::env::var(name).ok()) {
         Ok(config) => config,
-        Err(err) => return usage_error(&err),
+        Err(err) => {
+            eprintln!("sweeper: {err}\n(see --help)");
+            return ExitCode::from(2);
+        }
     };
     let client = dynamodb_client(args.endpoint.as_deref()).await;
     let sweeper = Sweeper::new(client, config.clone()).with_metrics(args.emf);
@@ -197,17 +242,19 @@ pub async fn main(args: Vec<String>) -> ExitCode {
     code
 }
 
-fn usage_error(err: &ConfigError) -> ExitCode {
-    eprintln!("sweeper: {err}\n(see --help)");
-    ExitCode::from(2)
-}
-
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn args(list: &[&str]) -> Result<Args, ConfigError> {
-        Args::parse(list.iter().map(|s| (*s).to_owned()))
+    fn args(list: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("sweeper").chain(list.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        Args::command().debug_assert();
     }
 
     #[test]
@@ -223,6 +270,10 @@ mod tests {
             "http://127.0.0.1:8000",
             "--max-seconds",
             "30",
+            "--deadline-margin-ms",
+            "1500",
+            "--namespace",
+            "Ns",
         ])
         .unwrap();
         let env = |name: &str| (name == "SWEEP_GRACE_SECONDS").then(|| "60".to_owned());
@@ -232,16 +283,56 @@ mod tests {
         assert_eq!(config.slice_label(), "1-3of4");
         assert!(config.dry_run());
         assert_eq!(config.grace(), Duration::from_secs(60));
+        assert_eq!(config.deadline_margin(), Duration::from_millis(1500));
+        assert_eq!(config.metrics_namespace(), "Ns");
         assert_eq!(a.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
         assert_eq!(a.max_seconds, Some(30));
     }
 
     #[test]
+    fn every_accepted_flag_is_in_the_help() {
+        let help = Args::command().render_long_help().to_string();
+        for arg in Args::command().get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(help.contains(&format!("--{long}")), "--{long} missing");
+            }
+        }
+        for var in Args::default().vars().iter().map(|(var, ..)| *var) {
+            assert!(help.contains(var), "{var} missing from the help");
+        }
+        // And every flag that stands in for a variable names it.
+        let all = Args {
+            table: Some("t".into()),
+            segments: Some("1".into()),
+            grace_seconds: Some("1".into()),
+            max_deletes_per_second: Some("1".into()),
+            page_size: Some("1".into()),
+            dry_run: true,
+            no_checkpoint: true,
+            key_attribute: Some("k".into()),
+            expires_attribute: Some("e".into()),
+            data_attribute: Some("d".into()),
+            key_prefix: Some("p".into()),
+            strategy: Some("partiql".into()),
+            segment_concurrency: Some("1".into()),
+            delete_concurrency: Some("1".into()),
+            deadline_margin_ms: Some("1".into()),
+            namespace: Some("n".into()),
+            ..Args::default()
+        };
+        for (var, flag, _) in all.vars() {
+            assert!(help.contains(flag), "{flag} missing");
+            assert!(help.contains(var), "{var} missing");
+        }
+    }
+
+    #[test]
     fn errors_name_the_flag() {
         let err = args(&["--segmnts", "4"]).unwrap_err();
-        assert!(err.field().contains("--segmnts"), "{err}");
+        assert!(err.to_string().contains("--segmnts"), "{err}");
+        assert_eq!(err.exit_code(), 2);
         let err = args(&["--table"]).unwrap_err();
-        assert!(err.to_string().contains("needs a value"), "{err}");
+        assert!(err.to_string().contains("a value is required"), "{err}");
         let err = args(&["--table", "t", "--segments", "x"])
             .unwrap()
             .config(|_| None)
@@ -252,6 +343,8 @@ mod tests {
             .config(|_| None)
             .unwrap_err();
         assert!(err.field().contains("--slice"), "{err}");
+        let err = args(&["--slice", "2-9"]).unwrap_err();
+        assert!(err.to_string().contains("START..END"), "{err}");
         let err = args(&[]).unwrap().config(|_| None).unwrap_err();
         assert!(err.field().contains("SESSIONS_TABLE"), "{err}");
     }

@@ -8,18 +8,21 @@
 //! - the classic scheduled-event envelope, `{"source": "aws.events", "detail-type":
 //!   "Scheduled Event", "detail": {…same fields…}, …}`.
 //!
-//! `null`, `{}` and an empty `detail` change nothing. Unknown fields are refused, so that
-//! a typo (`total_segment`) fails instead of being silently ignored.
+//! `null`, `{}`, an empty `detail` and `null` fields change nothing. The fields are
+//! declared with serde (`deny_unknown_fields`), so a typo (`total_segment`) fails instead of
+//! being silently ignored, and `serde_path_to_error` names the field that failed.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, MAX_TOTAL_SEGMENTS, Slice, SweepConfig};
 
 /// Settings an event may override; `None` keeps the configured value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EventOverrides {
-    /// `total_segments`.
+    /// `total_segments`, 1 to 1,000,000.
     pub total_segments: Option<u32>,
     /// `dry_run`.
     pub dry_run: Option<bool>,
@@ -30,7 +33,20 @@ pub struct EventOverrides {
     /// `page_size` (0: DynamoDB's default).
     pub page_size: Option<u32>,
     /// `slice`: `{"start": s, "end": e}`.
+    #[serde(default, deserialize_with = "slice_object")]
     pub slice: Option<Slice>,
+}
+
+/// A slice only as an object: serde would also take `[start, end]` for a struct, which
+/// reads too much like a range to be allowed through unremarked.
+fn slice_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Slice>, D::Error> {
+    use serde::de::Error;
+    let Some(map) = Option::<Map<String, Value>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    Slice::deserialize(Value::Object(map))
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("{e} (expected {{\"start\": 0, \"end\": 4}})")))
 }
 
 impl EventOverrides {
@@ -44,7 +60,7 @@ impl EventOverrides {
             Value::Null => return Ok(Self::default()),
             Value::Object(map) if is_envelope(map) => match map.get("detail") {
                 None | Some(Value::Null) => return Ok(Self::default()),
-                Some(Value::Object(detail)) => (detail, "detail."),
+                Some(detail @ Value::Object(_)) => (detail, "detail."),
                 Some(other) => {
                     return Err(field_error(
                         "detail",
@@ -52,7 +68,7 @@ impl EventOverrides {
                     ));
                 }
             },
-            Value::Object(map) => (map, ""),
+            Value::Object(_) => (event, ""),
             other => {
                 return Err(ConfigError::new(
                     "event",
@@ -63,27 +79,10 @@ impl EventOverrides {
                 ));
             }
         };
-        let mut out = Self::default();
-        for (name, value) in fields {
-            let field = format!("{prefix}{name}");
-            match name.as_str() {
-                "total_segments" => out.total_segments = Some(uint(value, &field, u32::MAX)?),
-                "dry_run" => out.dry_run = Some(boolean(value, &field)?),
-                "grace_seconds" => out.grace_seconds = Some(uint(value, &field, u64::MAX)?),
-                "max_deletes_per_second" => {
-                    out.max_deletes_per_second = Some(uint(value, &field, u32::MAX)?);
-                }
-                "page_size" => out.page_size = Some(uint(value, &field, u32::MAX)?),
-                "slice" => out.slice = Some(slice(value, &field)?),
-                _ => {
-                    return Err(field_error(
-                        &field,
-                        "is not a known setting (expected total_segments, dry_run, \
-                         grace_seconds, max_deletes_per_second, page_size or slice)",
-                    ));
-                }
-            }
-        }
+        let out: Self = serde_path_to_error::deserialize(fields).map_err(|err| {
+            let path = err.path().to_string();
+            field_error(&format!("{prefix}{path}"), err.into_inner().to_string())
+        })?;
         if let Some(total) = out.total_segments
             && !(1..=MAX_TOTAL_SEGMENTS).contains(&total)
         {
@@ -144,50 +143,6 @@ fn field_error(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::new(format!("event field `{field}`"), reason)
 }
 
-fn uint<T>(value: &Value, field: &str, max: T) -> Result<T, ConfigError>
-where
-    T: TryFrom<u64> + std::fmt::Display,
-{
-    let n = value.as_u64().ok_or_else(|| {
-        field_error(
-            field,
-            format!("must be a non-negative whole number, got {}", show(value)),
-        )
-    })?;
-    T::try_from(n).map_err(|_| field_error(field, format!("must be at most {max}, got {n}")))
-}
-
-fn boolean(value: &Value, field: &str) -> Result<bool, ConfigError> {
-    value
-        .as_bool()
-        .ok_or_else(|| field_error(field, format!("must be true or false, got {}", show(value))))
-}
-
-fn slice(value: &Value, field: &str) -> Result<Slice, ConfigError> {
-    let Value::Object(map) = value else {
-        return Err(field_error(
-            field,
-            format!(
-                "must be an object like {{\"start\": 0, \"end\": 4}}, got {}",
-                kind(value)
-            ),
-        ));
-    };
-    let mut start = None;
-    let mut end = None;
-    for (name, v) in map {
-        let sub = format!("{field}.{name}");
-        match name.as_str() {
-            "start" => start = Some(uint(v, &sub, u32::MAX)?),
-            "end" => end = Some(uint(v, &sub, u32::MAX)?),
-            _ => return Err(field_error(&sub, "is not known (expected start and end)")),
-        }
-    }
-    let start = start.ok_or_else(|| field_error(&format!("{field}.start"), "is missing"))?;
-    let end = end.ok_or_else(|| field_error(&format!("{field}.end"), "is missing"))?;
-    Ok(Slice::new(start, end))
-}
-
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -196,16 +151,6 @@ fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// A short rendering of a bad value for an error message.
-fn show(value: &Value) -> String {
-    let text = value.to_string();
-    if text.len() > 40 {
-        format!("{}…", text.chars().take(40).collect::<String>())
-    } else {
-        text
     }
 }
 
@@ -260,7 +205,8 @@ mod tests {
             (json!({"total_segments": 1_000_001}), "total_segments"),
             (json!({"dry_run": "yes"}), "dry_run"),
             (json!({"total_segment": 8}), "total_segment"),
-            (json!({"slice": {"start": 1}}), "slice.end"),
+            (json!({"slice": {"start": 1}}), "slice"),
+            (json!({"slice": {"start": 1, "end": 2, "step": 1}}), "slice"),
             (json!({"slice": [0, 4]}), "slice"),
             (json!({"page_size": -1}), "page_size"),
             (
@@ -273,6 +219,12 @@ mod tests {
             let err = EventOverrides::parse(&event).unwrap_err();
             assert!(err.field().contains(field), "{event}: {err}");
         }
+        // A missing part of the slice is named in the reason.
+        let err = EventOverrides::parse(&json!({"slice": {"start": 1}})).unwrap_err();
+        assert!(err.reason().contains("`end`"), "{err}");
+        // Unknown fields list the known ones.
+        let err = EventOverrides::parse(&json!({"total_segment": 8})).unwrap_err();
+        assert!(err.reason().contains("total_segments"), "{err}");
         let err = EventOverrides::parse(&json!({"slice": {"start": 4, "end": 9}}))
             .unwrap()
             .apply(&SweepConfig::new("t"))
