@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use dynamo_session_store::{DynamoStore, ManualClock};
 use local_dynamodb::LocalDynamo;
-use sweeper_lambda::handler::dynamodb_client;
+use sweeper_lambda::client::dynamodb_client;
 use sweeper_lambda::{Budget, DeleteStrategy, SweepConfig, sweep};
 use time::OffsetDateTime;
 

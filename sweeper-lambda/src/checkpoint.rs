@@ -24,11 +24,13 @@ use dynamo_session_store::ItemSchema;
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
-use crate::report::Tally;
+use crate::error::SweepError;
 use crate::retry::{Stop, send_with_retries};
+use crate::scan::Cursor;
+use crate::tally::Tally;
 
-/// A scan position: DynamoDB's `LastEvaluatedKey`.
-pub type Cursor = HashMap<String, AttributeValue>;
+/// One DynamoDB item.
+type Item = HashMap<String, AttributeValue>;
 
 const DONE: &str = "done";
 const CURSORS: &str = "cursors";
@@ -81,7 +83,7 @@ impl Checkpoint {
     }
 
     /// The checkpoint item for `key`.
-    pub fn to_item(&self, schema: &ItemSchema, key: String, updated: i64) -> Cursor {
+    pub fn to_item(&self, schema: &ItemSchema, key: String, updated: i64) -> Item {
         let cursors = self
             .cursors
             .iter()
@@ -99,7 +101,7 @@ impl Checkpoint {
     ///
     /// # Errors
     /// A description of what is malformed.
-    pub fn from_item(item: &Cursor, start: u32, end: u32) -> Result<Self, String> {
+    pub fn from_item(item: &Item, start: u32, end: u32) -> Result<Self, String> {
         let mut out = Self::default();
         match item.get(DONE) {
             Some(AttributeValue::S(text)) => {
@@ -164,6 +166,21 @@ pub(crate) async fn load(
             tracing::warn!(slice = %config.slice_label(), %problem, "ignoring malformed checkpoint");
             Ok(None)
         }
+    }
+}
+
+/// Reads the saved checkpoint of `config`'s slice, if any (for tools and tests).
+///
+/// # Errors
+/// [`SweepError::Checkpoint`] when it cannot be read.
+pub async fn read_checkpoint(
+    client: &Client,
+    config: &SweepConfig,
+) -> Result<Option<Checkpoint>, SweepError> {
+    match load(client, config, &Budget::unlimited(), &Tally::default()).await {
+        Ok(found) => Ok(found),
+        Err(Stop::Failed(err)) => Err(SweepError::Checkpoint(err)),
+        Err(Stop::Deadline) => Ok(None),
     }
 }
 
@@ -303,9 +320,9 @@ mod tests {
 
     #[test]
     fn malformed_items_are_reported() {
-        let item: Cursor = HashMap::from([(DONE.into(), AttributeValue::N("1".into()))]);
+        let item: Item = HashMap::from([(DONE.into(), AttributeValue::N("1".into()))]);
         assert!(Checkpoint::from_item(&item, 0, 8).is_err());
-        let item: Cursor = HashMap::from([(
+        let item: Item = HashMap::from([(
             CURSORS.into(),
             AttributeValue::M(HashMap::from([(
                 "x".into(),

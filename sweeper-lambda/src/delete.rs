@@ -19,15 +19,17 @@
 //! Either way a page's requests run `delete_concurrency` at a time, each waits for the
 //! pacer, and every outcome is added to the shared tally as it happens.
 
+use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeValue, BatchStatementRequest, ReturnValuesOnConditionCheckFailure,
 };
 use futures_util::{TryStreamExt, stream};
 
-use crate::config::DeleteStrategy;
-use crate::report::Tally;
+use crate::budget::Budget;
+use crate::config::{DeleteStrategy, SweepConfig};
+use crate::pace::Pacer;
 use crate::retry::{StatementRetry, Stop, send_with_retries, statement_retry};
-use crate::sweep::Run;
+use crate::tally::Tally;
 
 /// PartiQL's limit of statements per `BatchExecuteStatement`.
 pub const BATCH_SIZE: usize = 25;
@@ -47,37 +49,91 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Deletes `keys` (expired when scanned) unless refreshed since.
-pub(crate) async fn delete_expired(run: &Run, keys: Vec<String>) -> Result<(), Stop> {
-    let in_flight = run.config.delete_concurrency();
-    match run.config.strategy() {
-        DeleteStrategy::PartiqlBatch => {
-            let batches: Vec<Vec<String>> = keys.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
-            stream::iter(batches.into_iter().map(Ok))
-                .try_for_each_concurrent(in_flight, |batch| delete_batch(run, batch))
-                .await
+/// The deletes of one sweep: the client, the settings, the cutoff and the pacer every
+/// segment shares.
+#[derive(Debug)]
+pub(crate) struct Deleter {
+    client: Client,
+    config: SweepConfig,
+    cutoff: AttributeValue,
+    statement: String,
+    pacer: Pacer,
+}
+
+/// One call's share of the sweep: its budget and the tally it adds to.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    deleter: &'a Deleter,
+    budget: &'a Budget,
+    tally: &'a Tally,
+}
+
+impl Deleter {
+    /// Deletes for `config`'s table of items whose expiry is below `cutoff`.
+    pub(crate) fn new(client: Client, config: &SweepConfig, cutoff: i64) -> Self {
+        let schema = config.schema();
+        Self {
+            client,
+            statement: delete_statement(
+                config.table(),
+                schema.key_attribute(),
+                schema.expires_attribute(),
+            ),
+            pacer: Pacer::new(config.max_deletes_per_second()),
+            cutoff: AttributeValue::N(cutoff.to_string()),
+            config: config.clone(),
         }
-        DeleteStrategy::DeleteItem => {
-            stream::iter(keys.into_iter().map(Ok))
-                .try_for_each_concurrent(in_flight, |key| delete_item(run, key))
-                .await
+    }
+
+    /// Deletes `keys` (expired when scanned) unless refreshed since, counting every
+    /// outcome in `tally` as it happens.
+    pub(crate) async fn delete_expired(
+        &self,
+        keys: Vec<String>,
+        budget: &Budget,
+        tally: &Tally,
+    ) -> Result<(), Stop> {
+        let call = Call {
+            deleter: self,
+            budget,
+            tally,
+        };
+        let in_flight = self.config.delete_concurrency();
+        match self.config.strategy() {
+            DeleteStrategy::PartiqlBatch => {
+                let batches: Vec<Vec<String>> =
+                    keys.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
+                stream::iter(batches.into_iter().map(Ok))
+                    .try_for_each_concurrent(in_flight, |batch| delete_batch(call, batch))
+                    .await
+            }
+            DeleteStrategy::DeleteItem => {
+                stream::iter(keys.into_iter().map(Ok))
+                    .try_for_each_concurrent(in_flight, |key| delete_item(call, key))
+                    .await
+            }
         }
     }
 }
 
 /// One batch of up to 25 conditional PartiQL deletes, retrying failed statements.
-async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
-    let mut delays = run.config.retry().delays();
-    let cutoff = AttributeValue::N(run.cutoff.to_string());
+async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), Stop> {
+    let Call {
+        deleter,
+        budget,
+        tally,
+    } = call;
+    let mut delays = deleter.config.retry().delays();
+    let cutoff = &deleter.cutoff;
     loop {
-        if !run.pacer.acquire(pending.len(), &run.budget).await {
+        if !deleter.pacer.acquire(pending.len(), budget).await {
             return Err(Stop::Deadline);
         }
         let statements: Vec<BatchStatementRequest> = pending
             .iter()
             .map(|key| {
                 BatchStatementRequest::builder()
-                    .statement(run.statement.as_str())
+                    .statement(deleter.statement.as_str())
                     .parameters(AttributeValue::S(key.clone()))
                     .parameters(cutoff.clone())
                     .build()
@@ -86,11 +142,12 @@ async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
             .collect();
         let out = send_with_retries(
             "BatchExecuteStatement",
-            run.config.retry(),
-            &run.budget,
-            &run.tally,
+            deleter.config.retry(),
+            budget,
+            tally,
             || {
-                run.client
+                deleter
+                    .client
                     .batch_execute_statement()
                     .set_statements(Some(statements.clone()))
                     .send()
@@ -112,13 +169,13 @@ async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
             let Some(error) = response.error else {
                 // The old item comes back only if there was one to delete.
                 match response.item {
-                    Some(_) => Tally::add(&run.tally.deleted, 1),
-                    None => Tally::add(&run.tally.already_gone, 1),
+                    Some(_) => Tally::add(&tally.deleted, 1),
+                    None => Tally::add(&tally.already_gone, 1),
                 }
                 continue;
             };
             match statement_retry(error.code.as_ref()) {
-                StatementRetry::ConditionFailed => Tally::add(&run.tally.skipped_live, 1),
+                StatementRetry::ConditionFailed => Tally::add(&tally.skipped_live, 1),
                 kind @ (StatementRetry::Throttled | StatementRetry::Transient) => {
                     throttled |= kind == StatementRetry::Throttled;
                     last_error = Some(describe(&error));
@@ -139,52 +196,50 @@ async fn delete_batch(run: &Run, mut pending: Vec<String>) -> Result<(), Stop> {
             return Err(Stop::Failed(protocol_error(format!(
                 "{} PartiQL deletes still failing after {} retries: {}",
                 retry.len(),
-                run.config.retry().max_retries(),
+                deleter.config.retry().max_retries(),
                 last_error.unwrap_or_default()
             ))));
         };
-        if !run.budget.leaves_time_for(delay) {
+        if !budget.leaves_time_for(delay) {
             return Err(Stop::Deadline);
         }
-        run.tally.retried(throttled);
+        tally.retried(throttled);
         tokio::time::sleep(delay).await;
         pending = retry;
     }
 }
 
 /// One conditional `DeleteItem`.
-async fn delete_item(run: &Run, key: String) -> Result<(), Stop> {
+async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
     use dynamo_session_store::item::EXPIRES;
-    if !run.pacer.acquire(1, &run.budget).await {
+    let Call {
+        deleter,
+        budget,
+        tally,
+    } = call;
+    if !deleter.pacer.acquire(1, budget).await {
         return Err(Stop::Deadline);
     }
-    let schema = run.config.schema();
-    let cutoff = AttributeValue::N(run.cutoff.to_string());
-    let result = send_with_retries(
-        "DeleteItem",
-        run.config.retry(),
-        &run.budget,
-        &run.tally,
-        || {
-            run.client
-                .delete_item()
-                .table_name(run.config.table())
-                .key(schema.key_attribute(), AttributeValue::S(key.clone()))
-                .condition_expression(format!("{EXPIRES} < :cutoff"))
-                .expression_attribute_names(EXPIRES, schema.expires_attribute())
-                .expression_attribute_values(":cutoff", cutoff.clone())
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-        },
-    )
+    let schema = deleter.config.schema();
+    let cutoff = &deleter.cutoff;
+    let result = send_with_retries("DeleteItem", deleter.config.retry(), budget, tally, || {
+        deleter
+            .client
+            .delete_item()
+            .table_name(deleter.config.table())
+            .key(schema.key_attribute(), AttributeValue::S(key.clone()))
+            .condition_expression(format!("{EXPIRES} < :cutoff"))
+            .expression_attribute_names(EXPIRES, schema.expires_attribute())
+            .expression_attribute_values(":cutoff", cutoff.clone())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+    })
     .await;
     match result {
-        Ok(_) => Tally::add(&run.tally.deleted, 1),
+        Ok(_) => Tally::add(&tally.deleted, 1),
         Err(Stop::Failed(err)) => match condition_failed_on(&err) {
-            Some(true) => Tally::add(&run.tally.skipped_live, 1),
-            Some(false) => Tally::add(&run.tally.already_gone, 1),
+            Some(true) => Tally::add(&tally.skipped_live, 1),
+            Some(false) => Tally::add(&tally.already_gone, 1),
             None => return Err(Stop::Failed(err)),
         },
         Err(stop) => return Err(stop),

@@ -34,29 +34,39 @@
 //!
 //! # Layout
 //!
-//! | module | concept |
-//! |--------|---------|
-//! | [`config`] | [`SweepConfig`]: settings, defaults, environment variables |
-//! | [`event`] | the schedule's payload: Scheduler input or classic envelope |
-//! | [`mod@sweep`] | the engine: parallel segments, page by page |
-//! | [`scan`] | one page's scan request and the pure classification of its items |
-//! | [`delete`] | conditional deletes: PartiQL batches or `DeleteItem` |
-//! | [`retry`] | bounded, jittered exponential back-off |
-//! | `pace` | the deletes-per-second cap |
-//! | [`budget`] | deadline and page budget: when to stop starting work |
-//! | [`checkpoint`] | resume cursors in a reserved item |
-//! | [`report`] | [`SweepReport`] and its CloudWatch EMF line |
-//! | [`handler`] | the Lambda handler, [`Sweeper`] |
-//! | [`error`] | [`SweepError`] and its Lambda `errorType` |
-//! | [`cli`] | the command line outside Lambda |
+//! Layers point one way: each module uses only those listed below it. Follow one sweep
+//! from `main.rs` down: [`handler`] (or [`cli`]) → [`mod@sweeper`] → [`engine`] →
+//! `scan` / `delete` / `checkpoint` → `retry` → `budget`, `pace`, `tally` → [`config`].
+//!
+//! | module | layer | concept |
+//! |--------|-------|---------|
+//! | [`handler`] | edge | the Lambda handler, [`Sweeper::handle`], and `serve` |
+//! | [`cli`] | edge | the command line outside Lambda (clap) |
+//! | [`event`] | edge | the schedule's payload: Scheduler input or classic envelope (serde) |
+//! | [`client`] | edge | the DynamoDB client the binary builds |
+//! | [`mod@sweeper`] | edge | [`Sweeper`]: run a sweep, log it, emit its metrics line |
+//! | [`engine`] | engine | [`sweep`]: the workers, their shared state (`shared.rs`), one segment's loop (`segment.rs`), the pure `settle` of segment ends (`settle.rs`) |
+//! | [`checkpoint`] | page I/O | resume cursors in a reserved item |
+//! | [`scan`] | page I/O | one page's scan request and the pure classification of its items |
+//! | [`delete`] | page I/O | conditional deletes: PartiQL batches or `DeleteItem` |
+//! | [`retry`] | primitive | bounded, jittered exponential back-off of one call |
+//! | [`budget`] | primitive | deadline and page budget: when to stop starting work |
+//! | `pace` | primitive | the deletes-per-second cap |
+//! | `tally` | primitive | the live counters every task adds to |
+//! | [`report`] | data | [`SweepReport`] and its CloudWatch EMF line |
+//! | [`error`] | data | [`SweepError`] and its Lambda `errorType` |
+//! | [`config`] | data | [`SweepConfig`], [`RetryPolicy`]; reading the environment |
+//! | [`testing`] | — | seams for tests (a hook between scan and delete); not API |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod budget;
 pub mod checkpoint;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod delete;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -64,14 +74,15 @@ mod pace;
 pub mod report;
 pub mod retry;
 pub mod scan;
-pub mod sweep;
+pub mod sweeper;
+mod tally;
+pub mod testing;
 
 pub use budget::Budget;
-pub use checkpoint::Checkpoint;
-pub use config::{ConfigError, DeleteStrategy, Slice, SweepConfig};
+pub use checkpoint::{Checkpoint, read_checkpoint};
+pub use config::{ConfigError, DeleteStrategy, RetryPolicy, Slice, SweepConfig};
+pub use engine::sweep;
 pub use error::SweepError;
 pub use event::EventOverrides;
-pub use handler::Sweeper;
 pub use report::SweepReport;
-pub use retry::RetryPolicy;
-pub use sweep::{NoHook, PageHook, read_checkpoint, sweep, sweep_with_hook};
+pub use sweeper::Sweeper;

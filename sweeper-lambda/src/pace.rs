@@ -2,55 +2,84 @@
 //!
 //! A GCRA limiter from `governor`: requests wait for permits, never fail. The burst is
 //! one second's worth of deletes, so a 25-statement batch waits for 25 permits (in pieces
-//! when the cap is below 25 a second).
+//! when the cap is below 25 a second). A wait that would end past the budget's deadline
+//! is not started: the pacer says stop at once, leaving the time for the checkpoint.
+//!
+//! Time is governor's clock, so tests run on its `FakeRelativeClock` and wait by advancing
+//! it: nothing sleeps on the wall clock.
 
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 use crate::budget::Budget;
 
+/// A governor clock the pacer can wait on.
+pub(crate) trait PaceClock: Clock + Send + Sync {
+    /// Waits until `by` has passed on this clock.
+    fn wait(&self, by: Duration) -> impl Future<Output = ()> + Send;
+}
+
+impl PaceClock for MonotonicClock {
+    async fn wait(&self, by: Duration) {
+        tokio::time::sleep(by).await;
+    }
+}
+
+type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
 /// Paces deletes; a no-op without a cap.
 #[derive(Debug)]
-pub(crate) struct Pacer {
-    limiter: Option<DefaultDirectRateLimiter>,
+pub(crate) struct Pacer<C: PaceClock = MonotonicClock> {
+    limiter: Option<Limiter<C>>,
     burst: u32,
+    clock: C,
 }
 
 impl Pacer {
     /// At most `per_second` deletes a second; 0 for no cap.
     pub(crate) fn new(per_second: u32) -> Self {
-        match NonZeroU32::new(per_second) {
-            None => Self {
-                limiter: None,
-                burst: 0,
-            },
-            Some(rate) => Self {
-                limiter: Some(RateLimiter::direct(Quota::per_second(rate))),
-                burst: rate.get(),
-            },
+        Self::with_clock(per_second, MonotonicClock)
+    }
+}
+
+impl<C: PaceClock + Clone> Pacer<C> {
+    /// [`Pacer::new`] on `clock`.
+    pub(crate) fn with_clock(per_second: u32, clock: C) -> Self {
+        let limiter = NonZeroU32::new(per_second)
+            .map(|rate| RateLimiter::direct_with_clock(Quota::per_second(rate), clock.clone()));
+        Self {
+            limiter,
+            burst: per_second,
+            clock,
         }
     }
 
-    /// Waits until `n` deletes may be sent. Returns `false`, having sent nothing, when the
-    /// budget's deadline comes first.
+    /// Waits until `n` deletes may be sent. Returns `false`, having waited for nothing,
+    /// when the next wait would end at or after the budget's deadline.
     pub(crate) async fn acquire(&self, n: usize, budget: &Budget) -> bool {
         let Some(limiter) = &self.limiter else {
             return true;
         };
         let mut left = u32::try_from(n).unwrap_or(u32::MAX);
         while let Some(step) = NonZeroU32::new(left.min(self.burst)) {
-            let ready = limiter.until_n_ready(step);
-            let ok = match budget.deadline() {
-                None => ready.await.is_ok(),
-                Some(deadline) => tokio::select! {
-                    r = ready => r.is_ok(),
-                    () = tokio::time::sleep_until(deadline) => return false,
-                },
-            };
-            // `until_n_ready` only fails for more than the burst, which `step` never is.
-            debug_assert!(ok);
-            left -= step.get();
+            match limiter.check_n(step) {
+                Ok(Ok(())) => left -= step.get(),
+                Ok(Err(not_until)) => {
+                    let wait = not_until.wait_time_from(self.clock.now());
+                    if !budget.leaves_time_for(wait) {
+                        return false;
+                    }
+                    self.clock.wait(wait).await;
+                }
+                // More than the burst at once: `step` never is.
+                Err(_) => unreachable!("a step is at most the burst"),
+            }
         }
         true
     }
@@ -58,32 +87,66 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use governor::clock::FakeRelativeClock;
 
     use super::*;
 
-    #[tokio::test]
-    async fn no_cap_never_waits() {
-        let pacer = Pacer::new(0);
-        assert!(pacer.acquire(1_000_000, &Budget::unlimited()).await);
+    impl PaceClock for FakeRelativeClock {
+        async fn wait(&self, by: Duration) {
+            self.advance(by);
+        }
+    }
+
+    /// How far `clock` has moved since it was made.
+    fn elapsed(clock: &FakeRelativeClock) -> Duration {
+        clock.now().into()
     }
 
     #[tokio::test]
     async fn cap_spreads_deletes_over_time() {
-        // 100 a second with a burst of 100: 50 permits past the burst take ~0.5 s.
-        let pacer = Pacer::new(100);
-        let started = Instant::now();
+        // 100 a second with a burst of 100: the first 100 go at once, 50 more take 0.5 s.
+        let clock = FakeRelativeClock::default();
+        let pacer = Pacer::with_clock(100, clock.clone());
         assert!(pacer.acquire(100, &Budget::unlimited()).await);
+        assert_eq!(elapsed(&clock), Duration::ZERO);
         assert!(pacer.acquire(50, &Budget::unlimited()).await);
-        let waited = started.elapsed();
-        assert!(waited.as_millis() >= 400, "{waited:?}");
+        assert_eq!(elapsed(&clock), Duration::from_millis(500));
     }
 
     #[tokio::test]
+    async fn a_batch_larger_than_the_burst_goes_in_pieces() {
+        // 10 a second: 25 deletes are 10 now, 10 after 1 s and 5 after another 0.5 s.
+        let clock = FakeRelativeClock::default();
+        let pacer = Pacer::with_clock(10, clock.clone());
+        assert!(pacer.acquire(25, &Budget::unlimited()).await);
+        assert_eq!(elapsed(&clock), Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn zero_is_no_cap() {
+        let clock = FakeRelativeClock::default();
+        let pacer = Pacer::with_clock(0, clock.clone());
+        assert!(pacer.acquire(usize::MAX, &Budget::unlimited()).await);
+        assert_eq!(elapsed(&clock), Duration::ZERO);
+        // The same count under a cap of one a second would need years.
+        let capped = Pacer::with_clock(1, clock.clone());
+        assert!(capped.acquire(1, &Budget::unlimited()).await);
+        assert!(
+            !capped
+                .acquire(2, &Budget::for_duration(Duration::from_secs(1)))
+                .await
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn deadline_cuts_the_wait_short() {
-        let pacer = Pacer::new(1);
-        let budget = Budget::for_duration(std::time::Duration::from_millis(50));
+        // The wait for the second permit (1 s) would end past the deadline (50 ms): the
+        // pacer refuses at once instead of sleeping into it.
+        let clock = FakeRelativeClock::default();
+        let pacer = Pacer::with_clock(1, clock.clone());
+        let budget = Budget::for_duration(Duration::from_millis(50));
         assert!(pacer.acquire(1, &budget).await);
         assert!(!pacer.acquire(1, &budget).await);
+        assert_eq!(elapsed(&clock), Duration::ZERO);
     }
 }

@@ -1,7 +1,6 @@
-//! What a sweep did: [`SweepReport`], the counters segments share while it runs, and the
-//! CloudWatch Embedded Metric Format line that turns the counts into metrics.
+//! What a sweep did: [`SweepReport`], and the CloudWatch Embedded Metric Format line that
+//! turns its counts into metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
@@ -126,38 +125,6 @@ impl SweepReport {
     /// [`SweepReport::to_emf`] as one line of JSON, ready for stdout.
     pub fn emf_line(&self, namespace: &str, timestamp_ms: i64) -> String {
         self.to_emf(namespace, timestamp_ms).to_string()
-    }
-}
-
-/// Counters shared by the segment tasks of one sweep.
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    pub scanned: AtomicU64,
-    pub expired_found: AtomicU64,
-    pub deleted: AtomicU64,
-    pub skipped_live: AtomicU64,
-    pub already_gone: AtomicU64,
-    pub malformed_skipped: AtomicU64,
-    pub throttled_retries: AtomicU64,
-    pub retries: AtomicU64,
-    pub pages: AtomicU64,
-}
-
-impl Tally {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
-    }
-
-    /// Counts one retry, and whether throttling caused it.
-    pub(crate) fn retried(&self, throttled: bool) {
-        Self::add(&self.retries, 1);
-        if throttled {
-            Self::add(&self.throttled_retries, 1);
-        }
     }
 }
 

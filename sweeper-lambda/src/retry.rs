@@ -11,82 +11,15 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::BatchStatementErrorCodeEnum as Code;
-use backon::{BackoffBuilder, ExponentialBuilder};
 use dynamo_session_store::error::{Error as StoreError, classify};
 
 use crate::budget::Budget;
-use crate::report::Tally;
-
-/// How often, and how patiently, failed calls are retried.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    max_retries: usize,
-    min_delay: Duration,
-    max_delay: Duration,
-    jitter: bool,
-}
-
-impl Default for RetryPolicy {
-    /// 10 retries, delays doubling from 50 ms up to 5 s, each plus up to 100% jitter
-    /// (about 25 s of waiting at most).
-    fn default() -> Self {
-        Self {
-            max_retries: 10,
-            min_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(5),
-            jitter: true,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Up to `max_retries` retries, delays doubling from `min_delay` to `max_delay`, with
-    /// jitter.
-    pub fn new(max_retries: usize, min_delay: Duration, max_delay: Duration) -> Self {
-        Self {
-            max_retries,
-            min_delay,
-            max_delay,
-            jitter: true,
-        }
-    }
-
-    /// No retries at all.
-    pub fn none() -> Self {
-        Self::new(0, Duration::ZERO, Duration::ZERO)
-    }
-
-    /// Turns jitter off (for tests that want exact delays).
-    pub fn without_jitter(mut self) -> Self {
-        self.jitter = false;
-        self
-    }
-
-    /// The most retries of one call.
-    pub fn max_retries(&self) -> usize {
-        self.max_retries
-    }
-
-    /// The delays before each retry, in order; ends when the retries are used up.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
-        let builder = ExponentialBuilder::new()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
-            .with_factor(2.0)
-            .with_max_times(self.max_retries);
-        let builder = if self.jitter {
-            builder.with_jitter()
-        } else {
-            builder
-        };
-        builder.build()
-    }
-}
+use crate::config::RetryPolicy;
+use crate::tally::Tally;
 
 /// Why a call gave up.
 #[derive(Debug)]
@@ -167,29 +100,6 @@ pub(crate) fn statement_retry(code: Option<&Code>) -> StatementRetry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn delays_grow_and_are_bounded() {
-        let policy = RetryPolicy::new(6, Duration::from_millis(10), Duration::from_millis(100))
-            .without_jitter();
-        let delays: Vec<u64> = policy
-            .delays()
-            .map(|d| (d.as_secs_f64() * 1000.0).round() as u64)
-            .collect();
-        assert_eq!(delays, [10, 20, 40, 80, 100, 100]);
-        assert_eq!(RetryPolicy::none().delays().count(), 0);
-    }
-
-    #[test]
-    fn jitter_stays_within_twice_the_delay() {
-        let policy = RetryPolicy::new(8, Duration::from_millis(10), Duration::from_millis(80));
-        let delays: Vec<Duration> = policy.delays().collect();
-        assert_eq!(delays.len(), 8);
-        let plain: Vec<Duration> = policy.clone().without_jitter().delays().collect();
-        for (d, p) in delays.iter().zip(&plain) {
-            assert!(d >= p && *d <= *p * 2, "{d:?} vs {p:?}");
-        }
-    }
 
     #[test]
     fn statement_codes_are_classified() {

@@ -22,8 +22,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::ItemSchema;
 use dynamo_session_store::item::{EXPIRES, KEY, RESERVED_ID_PREFIX};
 
-use crate::checkpoint::Cursor;
+use crate::budget::Budget;
 use crate::config::SweepConfig;
+use crate::retry::{Stop, send_with_retries};
+use crate::tally::Tally;
+
+/// A scan position: DynamoDB's `LastEvaluatedKey`, given back as `ExclusiveStartKey`.
+pub type Cursor = HashMap<String, AttributeValue>;
 
 /// What one scanned page holds, decided item by item.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,12 +37,13 @@ pub struct PagePlan {
     pub expired: Vec<String>,
     /// Items with a missing or non-numeric expiry, or a key that is not a string.
     pub malformed: u64,
-    /// Items that are not ours to judge: reserved keys, other prefixes, or not expired
-    /// after all. Never deleted, not counted as malformed.
-    pub ignored: u64,
 }
 
 /// Classifies the items of a page against the cutoff (epoch seconds). Pure.
+///
+/// Items that are not this sweep's to judge (reserved keys, other prefixes, not expired
+/// after all) are neither: the scan's filter keeps them out, and should a server return
+/// them anyway, they are left alone.
 pub fn classify_page(
     schema: &ItemSchema,
     items: Vec<HashMap<String, AttributeValue>>,
@@ -53,12 +59,11 @@ pub fn classify_page(
             }
         };
         if !key.starts_with(schema.key_prefix()) || schema.is_reserved_key(key) {
-            plan.ignored += 1;
             continue;
         }
         match schema.expires_of(&item) {
             Ok(expires) if expires < cutoff => plan.expired.push(key.to_owned()),
-            Ok(_) => plan.ignored += 1,
+            Ok(_) => {}
             Err(_) => plan.malformed += 1,
         }
     }
@@ -109,7 +114,7 @@ impl PageScan {
     }
 
     /// Sends the scan of one page of `segment`, from `cursor`.
-    pub(crate) async fn send(
+    async fn send(
         &self,
         client: &Client,
         config: &SweepConfig,
@@ -133,6 +138,22 @@ impl PageScan {
             .set_exclusive_start_key(cursor.cloned())
             .send()
             .await
+    }
+
+    /// One page of `segment` from `cursor`, retried by `policy` within `budget`.
+    pub(crate) async fn page(
+        &self,
+        client: &Client,
+        config: &SweepConfig,
+        segment: u32,
+        cursor: Option<&Cursor>,
+        budget: &Budget,
+        tally: &Tally,
+    ) -> Result<ScanOutput, Stop> {
+        send_with_retries("Scan", config.retry(), budget, tally, || {
+            self.send(client, config, segment, cursor)
+        })
+        .await
     }
 }
 
@@ -175,9 +196,9 @@ mod tests {
             ],
             100,
         );
+        // "fresh" and the checkpoint item are neither expired nor malformed.
         assert_eq!(plan.expired, ["old"]);
         assert_eq!(plan.malformed, 4);
-        assert_eq!(plan.ignored, 2);
     }
 
     #[test]
@@ -194,7 +215,6 @@ mod tests {
         );
         assert_eq!(plan.expired, ["app:a"]);
         assert_eq!(plan.malformed, 0);
-        assert_eq!(plan.ignored, 2);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use dynamo_session_store::{DynamoStore, ManualClock};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_dynamodb::LocalDynamo;
 use serde_json::Value;
-use sweeper_lambda::handler::dynamodb_client;
+use sweeper_lambda::client::dynamodb_client;
 use sweeper_lambda::{SweepConfig, SweepError, Sweeper};
 use time::OffsetDateTime;
 

@@ -32,7 +32,7 @@ use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{ItemSchema, ManualClock};
 use integration_tests::{Item, LocalDynamo, RequestCounter, TestTable};
 use local_dynamodb::faults::{Fault, FaultPlan, FaultProxy, FaultStats};
-use sweeper_lambda::handler::dynamodb_client;
+use sweeper_lambda::client::dynamodb_client;
 use sweeper_lambda::{Budget, DeleteStrategy, RetryPolicy, SweepConfig, SweepReport, sweep};
 use time::OffsetDateTime;
 

@@ -19,9 +19,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{ItemSchema, ManualClock};
 use integration_tests::TestTable;
+use sweeper_lambda::testing::{PageHook, sweep_with_hook};
 use sweeper_lambda::{
-    Budget, DeleteStrategy, PageHook, Slice, SweepConfig, SweepReport, read_checkpoint, sweep,
-    sweep_with_hook,
+    Budget, DeleteStrategy, Slice, SweepConfig, SweepReport, read_checkpoint, sweep,
 };
 use time::OffsetDateTime;
 

@@ -24,7 +24,8 @@ use async_trait::async_trait;
 use dynamo_session_store::{DynamoStore, ItemSchema, ManualClock, WriteOutcome};
 use integration_tests::{Item, TestTable};
 use serde_json::{Value, json};
-use sweeper_lambda::{Budget, DeleteStrategy, PageHook, SweepConfig, SweepReport, sweep_with_hook};
+use sweeper_lambda::testing::{NoHook, PageHook, sweep_with_hook};
+use sweeper_lambda::{Budget, DeleteStrategy, SweepConfig, SweepReport};
 use time::OffsetDateTime;
 
 /// The sweeper's now; the cutoff is 15 s earlier (the default grace).
@@ -302,7 +303,7 @@ async fn race(seed: u64) -> Race {
         &config,
         &clock,
         Budget::unlimited(),
-        Arc::new(sweeper_lambda::NoHook),
+        Arc::new(NoHook),
     )
     .await
     .unwrap();
