@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::{DynamoStore, ManualClock};
+use integration_tests::{delete_request, put_request, write_batch};
 use local_dynamodb::LocalDynamo;
 use sweeper_lambda::client::dynamodb_client;
 use sweeper_lambda::{Budget, DeleteStrategy, SweepConfig, sweep};
@@ -134,34 +135,12 @@ async fn main() {
 /// Deletes `keys` with unconditional `BatchWriteItem`s: 8 workers, 4 requests in flight
 /// each.
 async fn raw_delete(client: &Client, table: &str, keys: Vec<String>) {
-    use aws_sdk_dynamodb::types::DeleteRequest;
     use futures_util::StreamExt;
     let batches: Vec<Vec<String>> = keys.chunks(25).map(<[_]>::to_vec).collect();
     futures_util::stream::iter(batches)
         .for_each_concurrent(SEGMENTS as usize * 4, |batch| async move {
-            let requests: Vec<WriteRequest> = batch
-                .into_iter()
-                .map(|key| {
-                    WriteRequest::builder()
-                        .delete_request(
-                            DeleteRequest::builder()
-                                .key("id", AttributeValue::S(key))
-                                .build()
-                                .unwrap(),
-                        )
-                        .build()
-                })
-                .collect();
-            let mut pending = Some(HashMap::from([(table.to_owned(), requests)]));
-            while let Some(requests) = pending.filter(|r| !r.is_empty()) {
-                pending = client
-                    .batch_write_item()
-                    .set_request_items(Some(requests))
-                    .send()
-                    .await
-                    .expect("raw delete")
-                    .unprocessed_items;
-            }
+            let requests = batch.into_iter().map(delete_request).collect();
+            write_batch(client, table, requests).await;
         })
         .await;
 }
@@ -172,29 +151,17 @@ async fn seed(client: &Client, table: &str, items: usize, clock: &ManualClock) -
     let payload = format!(r#"{{"user":42,"pad":"{}"}}"#, "x".repeat(170));
     let keys: Vec<String> = (0..items).map(|i| format!("session-{i:08}")).collect();
     for chunk in keys.chunks(25) {
-        let requests: Vec<WriteRequest> = chunk
+        let requests = chunk
             .iter()
             .map(|key| {
-                let item = HashMap::from([
+                put_request(HashMap::from([
                     ("id".to_owned(), AttributeValue::S(key.clone())),
                     ("expires".to_owned(), AttributeValue::N(expired.to_string())),
                     ("data".to_owned(), AttributeValue::S(payload.clone())),
-                ]);
-                WriteRequest::builder()
-                    .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
-                    .build()
+                ]))
             })
             .collect();
-        let mut pending = Some(HashMap::from([(table.to_owned(), requests)]));
-        while let Some(requests) = pending.filter(|r| !r.is_empty()) {
-            pending = client
-                .batch_write_item()
-                .set_request_items(Some(requests))
-                .send()
-                .await
-                .expect("seed")
-                .unprocessed_items;
-        }
+        write_batch(client, table, requests).await;
     }
     keys
 }

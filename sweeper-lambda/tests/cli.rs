@@ -1,12 +1,11 @@
 //! The `sweeper` binary outside Lambda: flags in, one sweep against the embedded server,
 //! the report as JSON on stdout.
 
-use std::collections::HashMap;
 use std::process::Command;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::DynamoStore;
 use dynamo_session_store::clock::{Clock, SystemClock};
+use integration_tests::{put_request, session_item, write_batch};
 use local_dynamodb::LocalDynamo;
 use serde_json::Value;
 
@@ -30,22 +29,11 @@ async fn one_sweep_from_flags_prints_the_report() {
         .unwrap();
     // Real time here: the binary uses the system clock. Expired a day ago, live for a day.
     let now = SystemClock.now().unix_timestamp();
-    for (i, expires) in [now - 86_400, now - 86_400, now - 86_400, now + 86_400]
+    let items = [now - 86_400, now - 86_400, now - 86_400, now + 86_400]
         .into_iter()
         .enumerate()
-    {
-        client
-            .put_item()
-            .table_name("cli-sessions")
-            .set_item(Some(HashMap::from([
-                ("id".to_owned(), AttributeValue::S(format!("s-{i}"))),
-                ("expires".to_owned(), AttributeValue::N(expires.to_string())),
-                ("data".to_owned(), AttributeValue::S("{}".to_owned())),
-            ])))
-            .send()
-            .await
-            .unwrap();
-    }
+        .map(|(i, expires)| put_request(session_item(&format!("s-{i}"), "{}", expires)));
+    write_batch(&client, "cli-sessions", items.collect()).await;
 
     let run = |args: &[&str]| {
         let out = sweeper()

@@ -1,29 +1,23 @@
 //! The Lambda handler, called as the runtime calls it: a `Context` and a JSON event from
 //! `fixtures/`, against the embedded DynamoDB-compatible server.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{DynamoStore, ManualClock};
+use integration_tests::{far_future_clock, put_request, session_item, write_batch};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_dynamodb::LocalDynamo;
 use serde_json::Value;
 use sweeper_lambda::client::dynamodb_client;
 use sweeper_lambda::{SweepConfig, SweepError, Sweeper};
-use time::OffsetDateTime;
 
 const SCHEDULER_INPUT: &[u8] = include_bytes!("../fixtures/scheduler-input.json");
 const SCHEDULED_EVENT: &[u8] = include_bytes!("../fixtures/scheduled-event.json");
 const BAD_PAYLOAD: &[u8] = include_bytes!("../fixtures/bad-payload.json");
 
 static NEXT_TABLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn clock() -> ManualClock {
-    ManualClock::new(OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap())
-}
 
 async fn client() -> Client {
     // One embedded server per test binary; a client without SDK retries, as in Lambda.
@@ -41,20 +35,11 @@ async fn table(client: &Client, clock: &ManualClock, expired: usize, live: usize
         .await
         .unwrap();
     let now = clock.now().unix_timestamp();
-    for i in 0..expired + live {
+    let items = (0..expired + live).map(|i| {
         let expires = if i < expired { now - 100 } else { now + 3600 };
-        client
-            .put_item()
-            .table_name(&name)
-            .set_item(Some(HashMap::from([
-                ("id".to_owned(), AttributeValue::S(format!("s-{i}"))),
-                ("expires".to_owned(), AttributeValue::N(expires.to_string())),
-                ("data".to_owned(), AttributeValue::S("{}".to_owned())),
-            ])))
-            .send()
-            .await
-            .unwrap();
-    }
+        put_request(session_item(&format!("s-{i}"), "{}", expires))
+    });
+    write_batch(client, &name, items.collect()).await;
     name
 }
 
@@ -82,7 +67,7 @@ fn sweeper(client: Client, table: &str, clock: &ManualClock) -> Sweeper {
 
 #[tokio::test]
 async fn scheduler_input_overrides_the_configuration() {
-    let (client, clock) = (client().await, clock());
+    let (client, clock) = (client().await, far_future_clock());
     let table = table(&client, &clock, 12, 3).await;
     let sweeper = sweeper(client.clone(), &table, &clock);
     let report = sweeper
@@ -100,7 +85,7 @@ async fn scheduler_input_overrides_the_configuration() {
 
 #[tokio::test]
 async fn classic_scheduled_event_envelope_is_unwrapped() {
-    let (client, clock) = (client().await, clock());
+    let (client, clock) = (client().await, far_future_clock());
     let table = table(&client, &clock, 12, 3).await;
     let sweeper = sweeper(client.clone(), &table, &clock);
     let report = sweeper
@@ -121,7 +106,7 @@ async fn classic_scheduled_event_envelope_is_unwrapped() {
 #[tokio::test]
 async fn bad_payload_fails_fast_naming_the_field() {
     // No table: an invalid payload must fail before any request.
-    let (client, clock) = (client().await, clock());
+    let (client, clock) = (client().await, far_future_clock());
     let sweeper = sweeper(client, "no-such-table", &clock);
     let err = sweeper
         .handle(event(BAD_PAYLOAD, context_with_deadline(&clock, 900)))
@@ -136,7 +121,7 @@ async fn bad_payload_fails_fast_naming_the_field() {
 
 #[tokio::test]
 async fn deadline_inside_the_margin_starts_no_work() {
-    let (client, clock) = (client().await, clock());
+    let (client, clock) = (client().await, far_future_clock());
     let table = table(&client, &clock, 5, 0).await;
     let sweeper = sweeper(client.clone(), &table, &clock);
     // 3 s left, margin 5 s: too late to start anything.
@@ -159,7 +144,7 @@ async fn deadline_inside_the_margin_starts_no_work() {
 
 #[tokio::test]
 async fn failing_segments_fail_the_invocation_with_the_report() {
-    let (client, clock) = (client().await, clock());
+    let (client, clock) = (client().await, far_future_clock());
     // A missing table: the checkpoint read fails first...
     let sweeper = sweeper(client.clone(), "no-such-table", &clock);
     let err = sweeper

@@ -4,6 +4,11 @@
 //! ([`LocalDynamo::shared`]: the embedded dynoxide server, or `DYNAMODB_ENDPOINT`), so
 //! tests run in parallel without seeing each other's items. Against a remote endpoint the
 //! table is deleted again when the [`TestTable`] is dropped.
+//!
+//! Beside the table: the attribute-value shorthands [`s`] and [`n`], the two test clocks
+//! ([`clock_now`] for store tests, [`far_future_clock`] for sweeper tests), raw reads and
+//! writes that bypass the store, and [`write_batch`], the one bounded, backing-off
+//! `BatchWriteItem` loop the suite and the bench share.
 #![deny(missing_docs)]
 
 use std::collections::{HashMap, HashSet};
@@ -11,17 +16,54 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use dynamo_session_store::{DynamoStore, ItemSchema};
+use dynamo_session_store::{DynamoStore, ItemSchema, ManualClock};
 pub use local_dynamodb::LocalDynamo;
+use time::OffsetDateTime;
 
 /// One DynamoDB item, as the SDK holds it.
 pub type Item = HashMap<String, AttributeValue>;
+
+/// A string attribute value.
+pub fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+/// A number attribute value.
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A session item in the default schema (`id`, `expires`, `data`), written as is: the
+/// key is not checked, so tests can also store what the store itself would refuse.
+pub fn session_item(key: &str, data: &str, expires: i64) -> Item {
+    HashMap::from([
+        ("id".to_owned(), s(key)),
+        ("expires".to_owned(), n(expires)),
+        ("data".to_owned(), s(data)),
+    ])
+}
+
+/// A stopped clock at the current time, for store tests: items expire in the real near
+/// future, so they are also sane for DynamoDB's own TTL when the suite runs on real AWS.
+pub fn clock_now() -> ManualClock {
+    ManualClock::starting_now()
+}
+
+/// Epoch second of [`far_future_clock`]: 2096-10-02.
+pub const FAR_FUTURE: i64 = 4_000_000_000;
+
+/// A stopped clock far in the future, for sweeper tests: sessions "expired" by it are
+/// still in the real future, so no native TTL (on real AWS) can delete them behind the
+/// sweeper's back.
+pub fn far_future_clock() -> ManualClock {
+    ManualClock::new(OffsetDateTime::from_unix_timestamp(FAR_FUTURE).expect("a valid time"))
+}
 
 /// A table created for one test.
 #[derive(Debug)]
@@ -97,6 +139,43 @@ impl TestTable {
 }
 
 impl TestTable {
+    /// A consistent raw read of the item keyed `key` (attribute `id`), bypassing the store.
+    pub async fn raw_get(&self, key: &str) -> Option<Item> {
+        self.client
+            .get_item()
+            .table_name(&self.name)
+            .key("id", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("raw GetItem")
+            .item
+    }
+
+    /// A raw write of `item`, bypassing the store, as another tool would. `Err` holds the
+    /// server's refusal with its whole cause chain, lower-cased.
+    pub async fn try_raw_put(&self, item: Item) -> Result<(), String> {
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| {
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                    .to_string()
+                    .to_lowercase()
+            })
+    }
+
+    /// [`TestTable::try_raw_put`], which must succeed.
+    pub async fn raw_put(&self, item: Item) {
+        if let Err(refused) = self.try_raw_put(item).await {
+            panic!("raw PutItem refused: {refused}");
+        }
+    }
+
     /// Writes `items` straight into the table, as another tool would (no store, no proxy):
     /// `BatchWriteItem` requests of 25, `concurrency` of them in flight, each repeated
     /// until nothing is left unprocessed. Fast enough to seed tens of thousands of items.
@@ -110,7 +189,8 @@ impl TestTable {
                 loop {
                     let batch = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     let Some(batch) = batch else { break };
-                    write_batch(&client, &table, batch).await;
+                    let puts = batch.into_iter().map(put_request).collect();
+                    write_batch(&client, &table, puts).await;
                 }
             });
         }
@@ -164,30 +244,51 @@ impl TestTable {
     }
 }
 
-/// One `BatchWriteItem` of up to 25 puts, repeated until nothing is unprocessed.
-async fn write_batch(client: &Client, table: &str, items: Vec<Item>) {
-    let requests: Vec<WriteRequest> = items
-        .into_iter()
-        .map(|item| {
-            WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("an item is set"),
-                )
-                .build()
-        })
-        .collect();
-    let mut pending = Some(HashMap::from([(table.to_owned(), requests)]));
-    while let Some(requests) = pending.filter(|r| r.values().any(|v| !v.is_empty())) {
-        pending = client
+/// A `BatchWriteItem` put of `item`.
+pub fn put_request(item: Item) -> WriteRequest {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .expect("an item is set");
+    WriteRequest::builder().put_request(put).build()
+}
+
+/// A `BatchWriteItem` delete of the item keyed `key` (attribute `id`).
+pub fn delete_request(key: String) -> WriteRequest {
+    let delete = DeleteRequest::builder()
+        .key("id", AttributeValue::S(key))
+        .build()
+        .expect("the key is set");
+    WriteRequest::builder().delete_request(delete).build()
+}
+
+/// How often [`write_batch`] resends what came back unprocessed before it gives up.
+pub const MAX_BATCH_ROUNDS: u32 = 10;
+
+/// One `BatchWriteItem` of up to 25 `requests` on `table`, resending what comes back
+/// unprocessed (as DynamoDB does when throttled) after a pause that doubles from 10 ms,
+/// at most [`MAX_BATCH_ROUNDS`] times; it panics past that, or on an error.
+pub async fn write_batch(client: &Client, table: &str, mut requests: Vec<WriteRequest>) {
+    let mut pause = std::time::Duration::from_millis(10);
+    for round in 0..=MAX_BATCH_ROUNDS {
+        let out = client
             .batch_write_item()
-            .set_request_items(Some(requests))
+            .request_items(table, requests)
             .send()
             .await
-            .expect("seed BatchWriteItem")
-            .unprocessed_items;
+            .expect("BatchWriteItem");
+        match out.unprocessed_items.and_then(|mut m| m.remove(table)) {
+            Some(rest) if !rest.is_empty() && round < MAX_BATCH_ROUNDS => {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                requests = rest;
+            }
+            Some(rest) if !rest.is_empty() => panic!(
+                "BatchWriteItem: {} requests still unprocessed after {MAX_BATCH_ROUNDS} resends",
+                rest.len()
+            ),
+            _ => return,
+        }
     }
 }
 

@@ -17,49 +17,9 @@ use dynamo_session_store::tower_sessions_core::session_store::Error as TsError;
 use dynamo_session_store::{
     Clock, DynamoStore, Error, ItemSchema, ManualClock, WriteOutcome, aws_sdk_dynamodb,
 };
-use integration_tests::{TestTable, unique_name};
+use integration_tests::{Item, TestTable, n, s, unique_name};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
-
-type Item = HashMap<String, AttributeValue>;
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-/// Writes `item` bypassing the store, as another tool would; the server's answer.
-async fn raw_put(table: &TestTable, item: Item) -> Result<(), String> {
-    table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .set_item(Some(item))
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                .to_string()
-                .to_lowercase()
-        })
-}
-
-async fn raw_get(table: &TestTable, key: &str) -> Option<Item> {
-    table
-        .client
-        .get_item()
-        .table_name(&table.name)
-        .key("id", s(key))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("raw GetItem")
-        .item
-}
 
 /// Session data `{"s":"<pad…>"}` whose item under `key`, expiring at `expires`, is exactly
 /// `size` bytes as the store counts it; `pad` may be multi-byte (an ASCII `x` evens out).
@@ -105,7 +65,7 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
             matches!(outcome, Ok(WriteOutcome::Put)),
             "{key}: the largest item the store accepts was refused: {outcome:?}"
         );
-        let stored = schema.decode(raw_get(&table, key).await.unwrap()).unwrap();
+        let stored = schema.decode(table.raw_get(key).await.unwrap()).unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&stored.data).unwrap(),
             largest
@@ -130,10 +90,10 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
                 s(&serde_json::to_string(&smallest).unwrap()),
             ),
         ]);
-        let err = raw_put(&table, item).await.unwrap_err();
+        let err = table.try_raw_put(item).await.unwrap_err();
         assert!(err.contains("size"), "{key}: {err}");
         // The refused write left the accepted version in place.
-        let stored = schema.decode(raw_get(&table, key).await.unwrap()).unwrap();
+        let stored = schema.decode(table.raw_get(key).await.unwrap()).unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&stored.data).unwrap(),
             largest
@@ -175,7 +135,7 @@ async fn ids_are_limited_in_bytes_not_characters_and_the_server_agrees() {
             .unwrap();
         let got = store.get::<Value>(at_limit).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"what": what}));
-        assert!(raw_get(&table, at_limit).await.is_some());
+        assert!(table.raw_get(at_limit).await.is_some());
 
         // One byte over: refused before any request, by every call...
         table.requests.reset();
@@ -199,7 +159,7 @@ async fn ids_are_limited_in_bytes_not_characters_and_the_server_agrees() {
         let item = schema
             .encode(over.clone(), "{}".into(), 4_000_000_000)
             .unwrap();
-        let err = raw_put(&table, item).await.unwrap_err();
+        let err = table.try_raw_put(item).await.unwrap_err();
         assert!(err.contains("2048"), "{what}: {err}");
     }
 }
@@ -216,7 +176,7 @@ async fn the_key_prefix_counts_towards_the_key_limit() {
     let store = table.store().with_schema(schema).unwrap();
     let fits = "p".repeat(MAX_KEY_BYTES - 4);
     store.put(&fits, &json!({}), None).await.unwrap();
-    assert!(raw_get(&table, &format!("app:{fits}")).await.is_some());
+    assert!(table.raw_get(&format!("app:{fits}")).await.is_some());
     let over = format!("{fits}p");
     table.requests.reset();
     assert!(matches!(
@@ -252,7 +212,7 @@ async fn unicode_ids_are_byte_exact_keys() {
         let got = store.get::<Value>(id).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"i": i, "id": id}), "{id:?}");
         assert!(
-            raw_get(&table, id).await.is_some(),
+            table.raw_get(id).await.is_some(),
             "{id:?} stored under another key"
         );
     }
@@ -469,7 +429,8 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         item.insert("id".into(), s(&id));
-        raw_put(&table, item.clone())
+        table
+            .try_raw_put(item.clone())
             .await
             .unwrap_or_else(|e| panic!("{what}: the server refused the foreign item: {e}"));
         let tid = tower_id(&table, &store, &item).await;
@@ -519,7 +480,7 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
         let got = store.get::<Value>(&id).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"fixed": 2}), "{what}");
         store.delete(&id).await.unwrap();
-        assert!(raw_get(&table, &id).await.is_none(), "{what}");
+        assert!(table.raw_get(&id).await.is_none(), "{what}");
         checked += 1;
     }
     assert_eq!(checked, 26);
@@ -534,7 +495,7 @@ async fn tower_id(table: &TestTable, store: &DynamoStore, item: &Item) -> Id {
         store.schema().key_attribute().to_owned(),
         s(&tid.to_string()),
     );
-    raw_put(table, copy).await.expect("copy foreign item");
+    table.raw_put(copy).await;
     tid
 }
 
@@ -609,16 +570,13 @@ async fn an_expiry_in_epoch_milliseconds_is_named_as_such() {
     let clock = ManualClock::starting_now();
     let store = table.store().with_clock(clock.clone());
     let ms = (clock.now().unix_timestamp() + 3600) * 1000;
-    raw_put(
-        &table,
-        HashMap::from([
+    table
+        .raw_put(HashMap::from([
             ("id".to_owned(), s("migrated")),
             ("expires".to_owned(), n(ms)),
             ("data".to_owned(), s("{}")),
-        ]),
-    )
-    .await
-    .expect("raw put");
+        ]))
+        .await;
     let err = store.get::<Value>("migrated").await.unwrap_err();
     assert!(matches!(err, Error::Decode { ref attribute, .. } if attribute == "expires"));
     let text = err.to_string();

@@ -15,23 +15,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{ItemSchema, ManualClock};
-use integration_tests::TestTable;
+use integration_tests::{Item, TestTable, far_future_clock, n, s};
 use sweeper_lambda::testing::{PageHook, sweep_with_hook};
 use sweeper_lambda::{
     Budget, DeleteStrategy, Slice, SweepConfig, SweepReport, read_checkpoint, sweep,
 };
-use time::OffsetDateTime;
-
-type Item = HashMap<String, AttributeValue>;
-
-/// A clock far in the future, so "expired" items are still in the real future and no
-/// native TTL (on real AWS) can delete them behind the sweeper's back.
-fn clock() -> ManualClock {
-    ManualClock::new(OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap())
-}
 
 fn now(clock: &ManualClock) -> i64 {
     clock.now().unix_timestamp()
@@ -49,39 +40,6 @@ fn session(schema: &ItemSchema, key: &str, expires: AttributeValue) -> Item {
             AttributeValue::S(r#"{"user":42}"#.to_owned()),
         ),
     ])
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-async fn write_all(table: &TestTable, items: Vec<Item>) {
-    for chunk in items.chunks(25) {
-        let requests = chunk
-            .iter()
-            .map(|item| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(item.clone()))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-            })
-            .collect();
-        let mut pending = Some(HashMap::from([(table.name.clone(), requests)]));
-        while let Some(requests) = pending.filter(|r| !r.is_empty()) {
-            let out = table
-                .client
-                .batch_write_item()
-                .set_request_items(Some(requests))
-                .send()
-                .await
-                .expect("seed BatchWriteItem");
-            pending = out.unprocessed_items;
-        }
-    }
 }
 
 /// What a test table holds, by kind of item.
@@ -140,8 +98,22 @@ async fn seed(
         items.push(item);
         seeded.malformed.insert(key);
     }
-    write_all(table, items).await;
+    table.batch_put(items, 4).await;
     seeded
+}
+
+/// A fresh table with the default schema, seeded with `live` and `expired` sessions as of
+/// the far-future clock.
+async fn fixture(
+    label: &str,
+    live: usize,
+    expired: usize,
+) -> (TestTable, ItemSchema, ManualClock, Seeded) {
+    let table = TestTable::new(label).await;
+    let schema = ItemSchema::default();
+    let clock = far_future_clock();
+    let seeded = seed(&table, &schema, &clock, live, expired).await;
+    (table, schema, clock, seeded)
 }
 
 async fn keys_in(table: &TestTable, schema: &ItemSchema) -> HashSet<String> {
@@ -166,6 +138,19 @@ async fn checkpoint_items(table: &TestTable, schema: &ItemSchema) -> Vec<String>
 
 fn config(table: &TestTable) -> SweepConfig {
     SweepConfig::new(table.name.as_str()).with_page_size(7)
+}
+
+/// One unlimited sweep of `table` in two segments with `strategy`, calling `hook`.
+async fn sweep_two_segments(
+    table: &TestTable,
+    clock: &ManualClock,
+    strategy: DeleteStrategy,
+    hook: Arc<dyn PageHook>,
+) -> SweepReport {
+    let config = config(table).with_total_segments(2).with_strategy(strategy);
+    sweep_with_hook(&table.client, &config, clock, Budget::unlimited(), hook)
+        .await
+        .expect("a sweep")
 }
 
 /// Records every key handed to the deletes, to prove nothing is handled twice.
@@ -205,20 +190,12 @@ async fn keeps_exactly_live_and_malformed_items() {
         (16, DeleteStrategy::PartiqlBatch),
         (4, DeleteStrategy::DeleteItem),
     ] {
-        let table = TestTable::new("sweep-keeps-live").await;
-        let schema = ItemSchema::default();
-        let clock = clock();
-        let seeded = seed(&table, &schema, &clock, 40, 90).await;
+        let (table, schema, clock, seeded) = fixture("sweep-keeps-live", 40, 90).await;
         // Another slice's checkpoint (no expiry): never deleted, never counted.
         let foreign = schema.checkpoint_key("0-3of3");
-        write_all(
-            &table,
-            vec![HashMap::from([(
-                "id".to_owned(),
-                AttributeValue::S(foreign.clone()),
-            )])],
-        )
-        .await;
+        table
+            .raw_put(HashMap::from([("id".to_owned(), s(&foreign))]))
+            .await;
 
         let config = config(&table)
             .with_total_segments(segments)
@@ -302,28 +279,14 @@ impl PageHook for RefreshFirst {
 #[tokio::test]
 async fn refreshed_session_survives_the_delete_with_both_strategies() {
     for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
-        let table = TestTable::new("sweep-refresh").await;
-        let schema = ItemSchema::default();
-        let clock = clock();
-        let seeded = seed(&table, &schema, &clock, 4, 30).await;
+        let (table, schema, clock, seeded) = fixture("sweep-refresh", 4, 30).await;
         let hook = Arc::new(RefreshFirst {
             client: table.client.clone(),
             table: table.name.clone(),
             new_expiry: now(&clock) + 3600,
             refreshed: Mutex::new(None),
         });
-        let config = config(&table)
-            .with_total_segments(2)
-            .with_strategy(strategy);
-        let report = sweep_with_hook(
-            &table.client,
-            &config,
-            &clock,
-            Budget::unlimited(),
-            hook.clone(),
-        )
-        .await
-        .unwrap();
+        let report = sweep_two_segments(&table, &clock, strategy, hook.clone()).await;
 
         let refreshed = hook.refreshed.lock().unwrap().clone().unwrap();
         assert!(seeded.expired.contains(&refreshed));
@@ -365,27 +328,13 @@ impl PageHook for DeleteFirst {
 #[tokio::test]
 async fn sessions_gone_before_the_delete_are_not_counted_as_deleted() {
     for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
-        let table = TestTable::new("sweep-gone").await;
-        let schema = ItemSchema::default();
-        let clock = clock();
-        let seeded = seed(&table, &schema, &clock, 4, 30).await;
+        let (table, schema, clock, seeded) = fixture("sweep-gone", 4, 30).await;
         let hook = Arc::new(DeleteFirst {
             client: table.client.clone(),
             table: table.name.clone(),
             gone: Mutex::new(Vec::new()),
         });
-        let config = config(&table)
-            .with_total_segments(2)
-            .with_strategy(strategy);
-        let report = sweep_with_hook(
-            &table.client,
-            &config,
-            &clock,
-            Budget::unlimited(),
-            hook.clone(),
-        )
-        .await
-        .unwrap();
+        let report = sweep_two_segments(&table, &clock, strategy, hook.clone()).await;
         let gone = hook.gone.lock().unwrap().len() as u64;
         assert!(gone >= 2, "{strategy:?}: one per page, two segments");
         assert_eq!(report.expired_found, 30, "{strategy:?}");
@@ -398,10 +347,7 @@ async fn sessions_gone_before_the_delete_are_not_counted_as_deleted() {
 
 #[tokio::test]
 async fn cut_short_sweep_resumes_and_finishes_with_nothing_twice_and_nothing_missed() {
-    let table = TestTable::new("sweep-resume").await;
-    let schema = ItemSchema::default();
-    let clock = clock();
-    let seeded = seed(&table, &schema, &clock, 20, 150).await;
+    let (table, schema, clock, seeded) = fixture("sweep-resume", 20, 150).await;
     let config = SweepConfig::new(table.name.as_str())
         .with_total_segments(4)
         .with_page_size(10);
@@ -488,10 +434,7 @@ async fn cut_short_sweep_resumes_and_finishes_with_nothing_twice_and_nothing_mis
 
 #[tokio::test]
 async fn cut_short_by_a_deadline_starts_nothing_and_keeps_the_checkpoint() {
-    let table = TestTable::new("sweep-deadline").await;
-    let schema = ItemSchema::default();
-    let clock = clock();
-    let seeded = seed(&table, &schema, &clock, 2, 40).await;
+    let (table, schema, clock, seeded) = fixture("sweep-deadline", 2, 40).await;
     let config = SweepConfig::new(table.name.as_str())
         .with_total_segments(2)
         .with_page_size(10);
@@ -535,10 +478,7 @@ async fn cut_short_by_a_deadline_starts_nothing_and_keeps_the_checkpoint() {
 
 #[tokio::test]
 async fn slices_cover_the_table_exactly_once() {
-    let table = TestTable::new("sweep-slices").await;
-    let schema = ItemSchema::default();
-    let clock = clock();
-    let seeded = seed(&table, &schema, &clock, 30, 120).await;
+    let (table, schema, clock, seeded) = fixture("sweep-slices", 30, 120).await;
     let base = SweepConfig::new(table.name.as_str())
         .with_total_segments(8)
         .with_page_size(9);
@@ -576,10 +516,7 @@ async fn slices_cover_the_table_exactly_once() {
 
 #[tokio::test]
 async fn dry_run_deletes_nothing_and_writes_no_checkpoint() {
-    let table = TestTable::new("sweep-dry-run").await;
-    let schema = ItemSchema::default();
-    let clock = clock();
-    let seeded = seed(&table, &schema, &clock, 10, 50).await;
+    let (table, schema, clock, seeded) = fixture("sweep-dry-run", 10, 50).await;
     table.requests.reset();
     let config = config(&table).with_total_segments(4).with_dry_run(true);
     let report = sweep(&table.client, &config, &clock, Budget::unlimited())
@@ -611,7 +548,7 @@ async fn dry_run_deletes_nothing_and_writes_no_checkpoint() {
 async fn other_prefixes_in_a_shared_table_are_left_alone() {
     let schema = ItemSchema::default().with_key_prefix("app1:");
     let table = TestTable::with_schema("sweep-prefix", schema.clone()).await;
-    let clock = clock();
+    let clock = far_future_clock();
     let ours = seed(&table, &schema, &clock, 5, 20).await;
     let others = ItemSchema::default().with_key_prefix("app2:");
     let theirs = seed(&table, &others, &clock, 5, 20).await;
@@ -636,7 +573,7 @@ async fn custom_attribute_names_work_with_both_strategies() {
         .with_data_attribute("body");
     for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
         let table = TestTable::with_schema("sweep-custom", schema.clone()).await;
-        let clock = clock();
+        let clock = far_future_clock();
         let seeded = seed(&table, &schema, &clock, 6, 30).await;
         let config = config(&table)
             .with_schema(schema.clone())

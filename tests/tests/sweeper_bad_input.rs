@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::Blob;
 use dynamo_session_store::ItemSchema;
 use dynamo_session_store::ManualClock;
-use integration_tests::{Item, TestTable};
+use integration_tests::{Item, TestTable, n, s};
 use sweeper_lambda::{Budget, DeleteStrategy, SweepConfig, read_checkpoint, sweep};
 use time::OffsetDateTime;
 
@@ -38,14 +38,6 @@ const NOW: i64 = 4_000_000_000;
 const PREFIX: &str = "app:";
 /// Data of a ~390 KB item.
 const HUGE: usize = 390 * 1024;
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {

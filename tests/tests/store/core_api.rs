@@ -8,7 +8,7 @@ use dynamo_session_store::store::DEFAULT_TTL;
 #[tokio::test]
 async fn put_then_get_round_trips_data_and_expiry() {
     let table = TestTable::new("roundtrip").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let expires = clock.now_plus(Duration::hours(1));
 
@@ -29,7 +29,7 @@ async fn put_then_get_round_trips_data_and_expiry() {
     assert_eq!(secs(got.expires_at), secs(expires));
     assert_eq!(table.requests.count("GetItem"), 1);
 
-    let item = raw_get(&table, "abc").await.expect("item in table");
+    let item = table.raw_get("abc").await.expect("item in table");
     assert_eq!(item.len(), 3, "{item:?}");
     assert_eq!(expires_of(&item), secs(expires));
     assert_eq!(data_of(&item), json!({"roles": ["a", "b"], "user": 42}));
@@ -44,12 +44,12 @@ async fn get_of_a_missing_session_is_none() {
 #[tokio::test]
 async fn put_without_expiry_uses_the_default_lifetime() {
     let table = TestTable::new("default-ttl").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     store.put("two-weeks", &json!({}), None).await.unwrap();
     let default_secs = i64::try_from(DEFAULT_TTL.as_secs()).unwrap();
     assert_eq!(default_secs, 14 * 24 * 3600);
-    let item = raw_get(&table, "two-weeks").await.unwrap();
+    let item = table.raw_get("two-weeks").await.unwrap();
     assert_eq!(
         expires_of(&item),
         secs(clock.now_plus(Duration::ZERO)) + default_secs
@@ -57,7 +57,7 @@ async fn put_without_expiry_uses_the_default_lifetime() {
 
     let store = store.with_default_ttl(std::time::Duration::from_secs(600));
     store.put("ten-minutes", &json!({}), None).await.unwrap();
-    let item = raw_get(&table, "ten-minutes").await.unwrap();
+    let item = table.raw_get("ten-minutes").await.unwrap();
     assert_eq!(
         expires_of(&item),
         secs(clock.now_plus(Duration::ZERO)) + 600
@@ -84,7 +84,7 @@ async fn delete_removes_the_item_and_is_idempotent() {
 #[tokio::test]
 async fn expired_item_reads_as_absent_while_still_in_the_table() {
     let table = TestTable::new("expired").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let expires = clock.now_plus(Duration::seconds(60));
     store
@@ -105,7 +105,7 @@ async fn expired_item_reads_as_absent_while_still_in_the_table() {
     assert_eq!(SessionStore::load(&store, &id).await.unwrap(), None);
 
     // Nothing deleted it: it is still in the table, with its data.
-    let item = raw_get(&table, "short").await.expect("still in the table");
+    let item = table.raw_get("short").await.expect("still in the table");
     assert_eq!(expires_of(&item), secs(expires));
     assert_eq!(data_of(&item), json!({"n": 1}));
 }
@@ -128,7 +128,7 @@ async fn insert_never_overwrites() {
             .unwrap(),
         WriteOutcome::AlreadyExists
     );
-    let item = raw_get(&table, "taken").await.unwrap();
+    let item = table.raw_get("taken").await.unwrap();
     assert_eq!(data_of(&item), json!({"v": "first"}));
 }
 
@@ -149,7 +149,7 @@ async fn update_of_a_missing_session_creates_nothing() {
 #[tokio::test]
 async fn touch_moves_only_the_expiry() {
     let table = TestTable::new("touch").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     store
         .put(
@@ -168,7 +168,7 @@ async fn touch_moves_only_the_expiry() {
     );
     assert_eq!(table.requests.count("UpdateItem"), 1);
     assert_eq!(table.requests.count("PutItem"), 0);
-    let item = raw_get(&table, "t").await.unwrap();
+    let item = table.raw_get("t").await.unwrap();
     assert_eq!(expires_of(&item), secs(later));
     assert_eq!(data_of(&item), json!({"keep": true}));
 
@@ -184,7 +184,7 @@ async fn touch_moves_only_the_expiry() {
 #[tokio::test]
 async fn touch_of_a_deleted_session_creates_nothing() {
     let table = TestTable::new("touch-deleted").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     store.put("bye", &json!({"n": 1}), None).await.unwrap();
     store.delete("bye").await.unwrap();
@@ -214,7 +214,7 @@ async fn touch_of_a_deleted_session_creates_nothing() {
 #[tokio::test]
 async fn touch_of_an_expired_session_does_not_revive_it() {
     let table = TestTable::new("touch-expired").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let expires = clock.now_plus(Duration::seconds(30));
     store
@@ -228,7 +228,7 @@ async fn touch_of_an_expired_session_does_not_revive_it() {
         .await
         .unwrap();
     assert_eq!(outcome, WriteOutcome::Gone);
-    let item = raw_get(&table, "old").await.expect("left for the sweeper");
+    let item = table.raw_get("old").await.expect("left for the sweeper");
     assert_eq!(expires_of(&item), secs(expires), "the expiry was moved");
     assert_eq!(store.get::<Value>("old").await.unwrap(), None);
     // Nor does an update of its data.
@@ -242,7 +242,7 @@ async fn touch_of_an_expired_session_does_not_revive_it() {
         .unwrap();
     assert_eq!(outcome, WriteOutcome::Gone);
     assert_eq!(
-        data_of(&raw_get(&table, "old").await.unwrap()),
+        data_of(&table.raw_get("old").await.unwrap()),
         json!({"n": 1})
     );
 }

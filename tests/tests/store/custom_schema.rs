@@ -12,13 +12,7 @@ async fn custom_attribute_names_and_key_prefix_work_end_to_end() {
         .with_expires_attribute("ttl")
         .with_data_attribute("value")
         .with_key_prefix("app1:");
-    let table = TestTable::with_schema("schema", schema.clone()).await;
-    let clock = clock();
-    let store = table
-        .store()
-        .with_schema(schema)
-        .unwrap()
-        .with_clock(clock.clone());
+    let (table, clock, store) = schema_fixture("schema", schema).await;
     let expires = clock.now_plus(Duration::hours(1));
 
     store

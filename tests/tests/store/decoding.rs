@@ -15,7 +15,7 @@ async fn assert_decode_error(
     let id = Id::default();
     let key = format!("{}{id}", store.schema().key_prefix());
     item.insert(store.schema().key_attribute().to_owned(), s(&key));
-    raw_put(table, item).await;
+    table.raw_put(item).await;
 
     match store.get::<Value>(&id.to_string()).await {
         Err(Error::Decode { attribute: a, .. }) => assert_eq!(a, attribute),
@@ -32,7 +32,7 @@ async fn assert_decode_error(
 #[tokio::test]
 async fn corrupt_items_give_typed_decode_errors() {
     let table = TestTable::new("corrupt").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let later = secs(clock.now_plus(Duration::hours(1)));
     let item = |pairs: &[(&str, AttributeValue)]| -> Item {
@@ -85,11 +85,13 @@ async fn corrupt_items_give_typed_decode_errors() {
 #[tokio::test]
 async fn data_that_is_json_but_not_an_object_fails_to_load() {
     let table = TestTable::new("corrupt-shape").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let id = Id::default();
     let later = secs(clock.now_plus(Duration::hours(1)));
-    raw_put(&table, session_item(&id.to_string(), "[1,2,3]", later)).await;
+    table
+        .raw_put(session_item(&id.to_string(), "[1,2,3]", later))
+        .await;
 
     // The core API reads whatever type the caller asks for...
     let got = store.get::<Value>(&id.to_string()).await.unwrap().unwrap();
@@ -118,13 +120,7 @@ async fn corrupt_items_under_a_custom_schema_name_the_configured_attribute() {
         .with_expires_attribute("ttl")
         .with_data_attribute("payload")
         .with_key_prefix("sess#");
-    let table = TestTable::with_schema("corrupt-schema", schema.clone()).await;
-    let clock = clock();
-    let store = table
-        .store()
-        .with_schema(schema)
-        .unwrap()
-        .with_clock(clock.clone());
+    let (table, clock, store) = schema_fixture("corrupt-schema", schema).await;
     let later = secs(clock.now_plus(Duration::hours(1)));
     let bad_ttl = HashMap::from([("ttl".to_owned(), s("x")), ("payload".to_owned(), s("{}"))]);
     assert_decode_error(&table, &store, bad_ttl, "ttl").await;

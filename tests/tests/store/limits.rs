@@ -43,7 +43,7 @@ async fn oversized_session_is_rejected_and_nothing_is_written() {
 #[tokio::test]
 async fn oversized_update_keeps_the_previous_version() {
     let table = TestTable::new("too-large-update").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"small": true}), clock.now_plus(Duration::hours(1)));
     store.create(&mut rec).await.unwrap();
@@ -66,7 +66,7 @@ async fn oversized_update_keeps_the_previous_version() {
     }
     assert_eq!(table.requests.writes(), 0);
 
-    let item = raw_get(&table, &key).await.unwrap();
+    let item = table.raw_get(&key).await.unwrap();
     assert_eq!(data_of(&item), json!({"small": true}));
     assert_eq!(table.scan_all().await.len(), 1);
 }
@@ -75,7 +75,10 @@ async fn oversized_update_keeps_the_previous_version() {
 async fn oversized_create_is_an_encode_error() {
     let table = TestTable::new("too-large-create").await;
     let store = table.store();
-    let mut rec = record(blob(MAX_ITEM_BYTES), clock().now_plus(Duration::hours(1)));
+    let mut rec = record(
+        blob(MAX_ITEM_BYTES),
+        clock_now().now_plus(Duration::hours(1)),
+    );
     let err = store.create(&mut rec).await.unwrap_err();
     assert!(matches!(err, session_store::Error::Encode(_)), "{err:?}");
     assert_eq!(table.requests.total(), 0);
@@ -85,7 +88,7 @@ async fn oversized_create_is_an_encode_error() {
 #[tokio::test]
 async fn the_largest_session_that_fits_is_accepted_by_dynamodb() {
     let table = TestTable::new("largest").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let expires = clock.now_plus(Duration::hours(1));
     let key = "max";
@@ -120,7 +123,7 @@ async fn the_largest_session_that_fits_is_accepted_by_dynamodb() {
 #[tokio::test]
 async fn invalid_ids_are_rejected_without_a_request() {
     let table = TestTable::new("invalid-ids").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let later = clock.now_plus(Duration::hours(1));
     let too_long = "x".repeat(MAX_KEY_BYTES + 1);

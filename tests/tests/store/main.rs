@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::tower_sessions_core::session::{Id, Record};
 use dynamo_session_store::tower_sessions_core::{SessionStore, session_store};
-use dynamo_session_store::{DynamoStore, Error, ManualClock};
-use integration_tests::TestTable;
+use dynamo_session_store::{DynamoStore, Error, ItemSchema, ManualClock};
+use integration_tests::{Item, TestTable, clock_now, n, s, session_item};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -32,60 +32,21 @@ mod limits;
 mod throttling;
 mod tower_sessions_trait;
 
-type Item = HashMap<String, AttributeValue>;
-
-/// A stopped clock at the current time (so items are also sane for DynamoDB's own TTL when
-/// the suite runs against real AWS).
-fn clock() -> ManualClock {
-    ManualClock::starting_now()
-}
-
 /// `now` truncated to whole seconds, the resolution the table stores.
 fn secs(at: OffsetDateTime) -> i64 {
     at.unix_timestamp()
 }
 
-/// A consistent raw read of one item, bypassing the store.
-async fn raw_get(table: &TestTable, key: &str) -> Option<Item> {
-    table
-        .client
-        .get_item()
-        .table_name(&table.name)
-        .key("id", AttributeValue::S(key.to_owned()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("raw GetItem")
-        .item
-}
-
-/// A raw write of one item, bypassing the store (as another tool would).
-async fn raw_put(table: &TestTable, item: Item) {
-    table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .set_item(Some(item))
-        .send()
-        .await
-        .expect("raw PutItem");
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
-/// A default-schema session item.
-fn session_item(key: &str, data: &str, expires: i64) -> Item {
-    HashMap::from([
-        ("id".to_owned(), s(key)),
-        ("expires".to_owned(), n(expires)),
-        ("data".to_owned(), s(data)),
-    ])
+/// A table created for `schema`, a stopped clock, and a store on both.
+async fn schema_fixture(label: &str, schema: ItemSchema) -> (TestTable, ManualClock, DynamoStore) {
+    let table = TestTable::with_schema(label, schema.clone()).await;
+    let clock = clock_now();
+    let store = table
+        .store()
+        .with_schema(schema)
+        .expect("a valid schema")
+        .with_clock(clock.clone());
+    (table, clock, store)
 }
 
 fn expires_of(item: &Item) -> i64 {

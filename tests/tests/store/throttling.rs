@@ -8,7 +8,7 @@ const INACTIVITY: Duration = Duration::minutes(30);
 #[tokio::test]
 async fn unchanged_saves_within_touch_after_write_nothing_then_one_touch() {
     let table = TestTable::new("throttle").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     assert_eq!(store.touch_after(), std::time::Duration::from_secs(10));
     let mut rec = record(json!({"user": 7}), clock.now_plus(INACTIVITY));
@@ -32,7 +32,7 @@ async fn unchanged_saves_within_touch_after_write_nothing_then_one_touch() {
     assert_eq!(table.requests.count("UpdateItem"), 1);
     assert_eq!(table.requests.count("PutItem"), 0);
     assert_eq!(table.requests.total(), 1);
-    let item = raw_get(&table, &rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
     assert_eq!(expires_of(&item), secs(rec.expiry_date));
     assert_eq!(data_of(&item), json!({"user": 7}));
 
@@ -49,7 +49,7 @@ async fn unchanged_saves_within_touch_after_write_nothing_then_one_touch() {
 #[tokio::test]
 async fn changed_data_is_a_put_even_within_touch_after() {
     let table = TestTable::new("throttle-changed").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"n": 0}), clock.now_plus(INACTIVITY));
     store.create(&mut rec).await.unwrap();
@@ -61,7 +61,7 @@ async fn changed_data_is_a_put_even_within_touch_after() {
     }
     assert_eq!(table.requests.count("PutItem"), 5);
     assert_eq!(table.requests.count("UpdateItem"), 0);
-    let item = raw_get(&table, &rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
     assert_eq!(data_of(&item), json!({"n": 5}));
 }
 
@@ -69,7 +69,7 @@ async fn changed_data_is_a_put_even_within_touch_after() {
 async fn core_put_is_throttled_too() {
     use dynamo_session_store::WriteOutcome;
     let table = TestTable::new("throttle-put").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let data = json!({"a": 1, "b": 2});
     let put = |at| store.put("p", &data, Some(at));
@@ -94,7 +94,7 @@ async fn core_put_is_throttled_too() {
 #[tokio::test]
 async fn load_refreshes_the_throttle_state() {
     let table = TestTable::new("throttle-load").await;
-    let clock = clock();
+    let clock = clock_now();
     // Another process wrote the session; this one has never seen it.
     let writer = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"cart": ["apple"]}), clock.now_plus(INACTIVITY));
@@ -117,7 +117,7 @@ async fn load_refreshes_the_throttle_state() {
 #[tokio::test]
 async fn zero_touch_after_writes_every_save() {
     let table = TestTable::new("throttle-off").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table
         .store()
         .with_clock(clock.clone())

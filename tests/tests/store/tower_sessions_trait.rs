@@ -6,7 +6,7 @@ use super::*;
 #[tokio::test]
 async fn create_load_save_delete_round_trip() {
     let table = TestTable::new("trait").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"visits": 1}), clock.now_plus(Duration::hours(1)));
 
@@ -19,7 +19,7 @@ async fn create_load_save_delete_round_trip() {
 
     rec.data.insert("visits".into(), json!(2));
     store.save(&rec).await.unwrap();
-    let item = raw_get(&table, &rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
     assert_eq!(data_of(&item), json!({"visits": 2}));
     assert_eq!(store.load(&rec.id).await.unwrap().unwrap().data, rec.data);
 
@@ -31,7 +31,7 @@ async fn create_load_save_delete_round_trip() {
 #[tokio::test]
 async fn create_never_overwrites_an_existing_session() {
     let table = TestTable::new("create-collision").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(
         json!({"who": "newcomer"}),
@@ -39,11 +39,13 @@ async fn create_never_overwrites_an_existing_session() {
     );
     let taken = rec.id;
     let original_expiry = secs(clock.now_plus(Duration::hours(5)));
-    raw_put(
-        &table,
-        session_item(&taken.to_string(), r#"{"who":"owner"}"#, original_expiry),
-    )
-    .await;
+    table
+        .raw_put(session_item(
+            &taken.to_string(),
+            r#"{"who":"owner"}"#,
+            original_expiry,
+        ))
+        .await;
     table.requests.reset();
 
     store.create(&mut rec).await.unwrap();
@@ -54,10 +56,11 @@ async fn create_never_overwrites_an_existing_session() {
         2,
         "one refused, one written"
     );
-    let original = raw_get(&table, &taken.to_string()).await.unwrap();
+    let original = table.raw_get(&taken.to_string()).await.unwrap();
     assert_eq!(data_of(&original), json!({"who": "owner"}));
     assert_eq!(expires_of(&original), original_expiry);
-    let created = raw_get(&table, &rec.id.to_string())
+    let created = table
+        .raw_get(&rec.id.to_string())
         .await
         .expect("new id exists");
     assert_eq!(data_of(&created), json!({"who": "newcomer"}));
@@ -67,7 +70,7 @@ async fn create_never_overwrites_an_existing_session() {
 #[tokio::test]
 async fn save_after_delete_with_changed_data_does_not_resurrect() {
     let table = TestTable::new("resurrect-put").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"cart": 1}), clock.now_plus(Duration::hours(1)));
     store.create(&mut rec).await.unwrap();
@@ -85,7 +88,7 @@ async fn save_after_delete_with_changed_data_does_not_resurrect() {
 #[tokio::test]
 async fn save_after_delete_on_the_touch_path_does_not_resurrect() {
     let table = TestTable::new("resurrect-touch").await;
-    let clock = clock();
+    let clock = clock_now();
     let inactivity = Duration::minutes(30);
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"cart": 1}), clock.now_plus(inactivity));
@@ -122,7 +125,7 @@ async fn save_after_delete_on_the_touch_path_does_not_resurrect() {
 #[tokio::test]
 async fn save_of_an_expired_session_does_not_revive_it() {
     let table = TestTable::new("save-expired").await;
-    let clock = clock();
+    let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"n": 1}), clock.now_plus(Duration::seconds(60)));
     store.create(&mut rec).await.unwrap();
@@ -134,7 +137,7 @@ async fn save_of_an_expired_session_does_not_revive_it() {
     rec.data.insert("n".into(), json!(2));
     store.save(&rec).await.unwrap();
 
-    let item = raw_get(&table, &rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
     assert_eq!(expires_of(&item), stored_expiry);
     assert_eq!(data_of(&item), json!({"n": 1}));
     assert_eq!(store.load(&rec.id).await.unwrap(), None);

@@ -95,10 +95,14 @@ fn locate(quick: bool) -> SweeperProgram {
     }
 }
 
-/// The workspace root (the bench crate's parent directory).
+/// The workspace root (two levels above the bench crate, `tests/bench/`).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    manifest
+        .ancestors()
+        .nth(2)
+        .unwrap_or(manifest)
+        .to_path_buf()
 }
 
 /// The cargo target directory the bench binary lives in (`target/` for `target/release/bench`).

@@ -200,23 +200,8 @@ async fn measure(
         );
     }
 
-    sessions.reload_expired().await;
     let limit = expired.min(if quick { 200 } else { 5_000 });
-    let (naive_deleted, naive_time) = naive_sweep(
-        &sessions.client,
-        &sessions.table,
-        SystemClock.now().unix_timestamp(),
-        limit,
-    )
-    .await;
-    assert_eq!(
-        naive_deleted, limit,
-        "the naive loop ran out of expired items"
-    );
-    eprintln!(
-        "   naive Scan + DeleteItem: {naive_deleted} deleted in {:.2} s",
-        naive_time.as_secs_f64()
-    );
+    let (naive_deleted, naive_time) = naive_run(&sessions, &sessions.client, limit, "").await;
     let naive_rate = naive_deleted as f64 / naive_time.as_secs_f64();
 
     let sweep_server_cores = sweeps.server_cpu.as_secs_f64() / sweeps.wall.as_secs_f64();
@@ -366,23 +351,9 @@ async fn with_latency(
     let sweeper_rate = deleted / sweep_time.as_secs_f64();
     let raw_rate = deleted / raw_time.as_secs_f64();
 
-    sessions.reload_expired().await;
     let limit = expired.min(if quick { 200 } else { NAIVE_LIMIT_WITH_LATENCY });
-    let (naive_deleted, naive_time) = naive_sweep(
-        &client,
-        &sessions.table,
-        SystemClock.now().unix_timestamp(),
-        limit,
-    )
-    .await;
-    assert_eq!(
-        naive_deleted, limit,
-        "the naive loop ran out of expired items"
-    );
-    eprintln!(
-        "   naive Scan + DeleteItem, +{ms} ms: {naive_deleted} deleted in {:.2} s",
-        naive_time.as_secs_f64()
-    );
+    let (naive_deleted, naive_time) =
+        naive_run(sessions, &client, limit, &format!(", +{ms} ms")).await;
     let naive_rate = naive_deleted as f64 / naive_time.as_secs_f64();
 
     let detail = json!({
@@ -512,16 +483,12 @@ async fn where_the_time_goes(
         "   sweeper with DeleteItem: {:.2} s",
         item.wall.as_secs_f64()
     );
-    rows.push(Row {
-        scenario: "3 sweep".into(),
-        case: format!("{size}: sweeper --strategy delete-item vs raw BatchWriteItem"),
-        value: rate,
-        unit: "del/s".into(),
-        baseline: Some(raw_rate),
-        ratio: Some(rate / raw_rate),
-        detail: Some(cpu_detail(&item)),
-        ..Row::default()
-    });
+    rows.push(vs_raw(
+        format!("{size}: sweeper --strategy delete-item"),
+        rate,
+        raw_rate,
+        &item,
+    ));
     // A Scan `Limit` makes pages smaller, so there are more of them. On dynoxide each page
     // costs about a pass over the table (it sorts the segment's remaining rows by hash
     // before cutting the page), so this run shows that per-page cost: more pages, slower.
@@ -535,16 +502,12 @@ async fn where_the_time_goes(
         paged.sweeper_cpu.as_secs_f64(),
         paged.peak_rss_mib
     );
-    rows.push(Row {
-        scenario: "3 sweep".into(),
-        case: format!("{size}: sweeper --page-size {PAGE_SIZE} vs raw BatchWriteItem"),
-        value: paged_rate,
-        unit: "del/s".into(),
-        baseline: Some(raw_rate),
-        ratio: Some(paged_rate / raw_rate),
-        detail: Some(cpu_detail(&paged)),
-        ..Row::default()
-    });
+    rows.push(vs_raw(
+        format!("{size}: sweeper --page-size {PAGE_SIZE}"),
+        paged_rate,
+        raw_rate,
+        &paged,
+    ));
     rows
 }
 
@@ -555,6 +518,45 @@ fn cpu_detail(run: &SweepRun) -> serde_json::Value {
         "sweeper_cpu_s": run.sweeper_cpu.as_secs_f64(),
         "peak_rss_mib": run.peak_rss_mib,
     })
+}
+
+/// A scenario 3 row: a sweeper run's deletes per second against raw `BatchWriteItem`.
+fn vs_raw(case: String, rate: f64, raw_rate: f64, run: &SweepRun) -> Row {
+    Row {
+        scenario: "3 sweep".into(),
+        case: format!("{case} vs raw BatchWriteItem"),
+        value: rate,
+        unit: "del/s".into(),
+        baseline: Some(raw_rate),
+        ratio: Some(rate / raw_rate),
+        detail: Some(cpu_detail(run)),
+        ..Row::default()
+    }
+}
+
+/// Reloads the expired sessions, deletes `limit` of them with the naive loop through
+/// `client`: how many it deleted, and how long that took. `label` tells the run apart in
+/// the log.
+async fn naive_run(
+    sessions: &Sessions,
+    client: &Client,
+    limit: usize,
+    label: &str,
+) -> (usize, Duration) {
+    sessions.reload_expired().await;
+    let (deleted, took) = naive_sweep(
+        client,
+        &sessions.table,
+        SystemClock.now().unix_timestamp(),
+        limit,
+    )
+    .await;
+    assert_eq!(deleted, limit, "the naive loop ran out of expired items");
+    eprintln!(
+        "   naive Scan + DeleteItem{label}: {deleted} deleted in {:.2} s",
+        took.as_secs_f64()
+    );
+    (deleted, took)
 }
 
 /// `100k`, `1M`, `2k`.

@@ -502,6 +502,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "soak: asserts on wall-clock time; run with `cargo test --workspace -- --ignored`"]
     async fn latency_delays_every_request_and_defaults_to_nothing() {
         const LATENCY: Duration = Duration::from_millis(20);
         let upstream = LocalDynamo::embedded().expect("embedded server");

@@ -6,13 +6,15 @@
 //! live ones expire in a day. Keys are derived from the item's index, so the expired half
 //! can be rewritten without keeping anything in memory.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, Select, WriteRequest};
 use dynamo_session_store::clock::{Clock, SystemClock};
 use futures_util::{StreamExt, stream};
-use integration_tests::{LocalDynamo, TestTable};
+use integration_tests::{LocalDynamo, TestTable, put_request};
+pub use integration_tests::{delete_request, write_batch};
 
 /// Size of each session's `data` attribute.
 pub const PAYLOAD_BYTES: usize = 200;
@@ -138,7 +140,7 @@ impl Sessions {
         let now = self.now;
         stream::iter(indices.chunks(BATCH))
             .map(|chunk| {
-                let requests = chunk.iter().map(|&i| put_request(i, now)).collect();
+                let requests = chunk.iter().map(|&i| session_put(i, now)).collect();
                 write_batch(&self.client, &self.table, requests)
             })
             .buffer_unordered(LOAD_IN_FLIGHT)
@@ -157,7 +159,7 @@ pub fn key(i: usize) -> String {
     format!("{:016x}{i:016x}", z ^ (z >> 31))
 }
 
-fn put_request(i: usize, now: i64) -> WriteRequest {
+fn session_put(i: usize, now: i64) -> WriteRequest {
     let expires = if i.is_multiple_of(2) {
         now - DAY
     } else {
@@ -167,42 +169,11 @@ fn put_request(i: usize, now: i64) -> WriteRequest {
     let pad = PAYLOAD_BYTES.saturating_sub(data.len() + 2);
     data.extend(std::iter::repeat_n('x', pad));
     data.push_str("\"}");
-    let put = PutRequest::builder()
-        .item("id", AttributeValue::S(key(i)))
-        .item("expires", AttributeValue::N(expires.to_string()))
-        .item("data", AttributeValue::S(data))
-        .build()
-        .expect("the item is set");
-    WriteRequest::builder().put_request(put).build()
-}
-
-/// An unconditional delete of `key`, for `BatchWriteItem`.
-pub fn delete_request(key: String) -> WriteRequest {
-    let delete = DeleteRequest::builder()
-        .key("id", AttributeValue::S(key))
-        .build()
-        .expect("the key is set");
-    WriteRequest::builder().delete_request(delete).build()
-}
-
-/// One `BatchWriteItem`, resending unprocessed items with a short, growing pause.
-pub async fn write_batch(client: &Client, table: &str, mut requests: Vec<WriteRequest>) {
-    for attempt in 1_u32.. {
-        let out = client
-            .batch_write_item()
-            .request_items(table, requests)
-            .send()
-            .await
-            .expect("BatchWriteItem");
-        match out.unprocessed_items.and_then(|mut m| m.remove(table)) {
-            Some(rest) if !rest.is_empty() => {
-                assert!(attempt < 20, "BatchWriteItem: items still unprocessed");
-                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
-                requests = rest;
-            }
-            _ => return,
-        }
-    }
+    put_request(HashMap::from([
+        ("id".to_owned(), AttributeValue::S(key(i))),
+        ("expires".to_owned(), AttributeValue::N(expires.to_string())),
+        ("data".to_owned(), AttributeValue::S(data)),
+    ]))
 }
 
 #[cfg(test)]
@@ -214,7 +185,7 @@ mod tests {
         let WriteRequest {
             put_request: Some(put),
             ..
-        } = put_request(12345, 0)
+        } = session_put(12345, 0)
         else {
             panic!("a put")
         };
