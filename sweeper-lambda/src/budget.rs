@@ -1,8 +1,11 @@
-//! When a sweep stops starting new work: a deadline, and optionally a page budget.
+//! When a sweep must be done: a deadline, and optionally a page budget.
 //!
 //! The handler derives the deadline from the Lambda context minus the safety margin; the
-//! command line has none unless asked. Work already started (a page's deletes) finishes;
-//! only retry back-offs that would sleep past the deadline are cut short.
+//! command line has none unless asked (`--max-seconds`). The deadline is a hard bound: the
+//! engine keeps the checkpoint's reserve free before it ([`Budget::reserving`]) and stops
+//! starting work there, every attempt is cut at the deadline of the budget it runs under
+//! (see [`crate::retry`]), and no back-off or pacing wait is started that would end past
+//! it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +57,26 @@ impl Budget {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// This budget with `reserve` kept free at its end: the same page count, a deadline
+    /// `reserve` earlier. What the engine gives the work, keeping time for the checkpoint.
+    pub(crate) fn reserving(&self, reserve: Duration) -> Self {
+        Self {
+            deadline: self
+                .deadline
+                .map(|d| d.checked_sub(reserve).unwrap_or_else(Instant::now).min(d)),
+            ..self.clone()
+        }
+    }
+
+    /// The deadline alone, without the page limit: for the checkpoint's own calls, which
+    /// run after the work's pages are spent.
+    pub(crate) fn deadline_only(&self) -> Self {
+        Self {
+            deadline: self.deadline,
+            ..Self::default()
+        }
+    }
+
     /// Claims one page of work; `false` when the deadline passed or the pages ran out.
     pub(crate) fn try_start_page(&self) -> bool {
         if self.expired() {
@@ -95,5 +118,30 @@ mod tests {
         assert!(budget.expired());
         assert!(!budget.try_start_page());
         assert!(Budget::unlimited().leaves_time_for(Duration::MAX / 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reserve_moves_the_work_deadline_earlier_and_shares_the_pages() {
+        let budget = Budget::for_duration(Duration::from_secs(10)).with_max_pages(1);
+        let work = budget.reserving(Duration::from_secs(4));
+        assert_eq!(
+            work.deadline().unwrap() + Duration::from_secs(4),
+            budget.deadline().unwrap()
+        );
+        assert!(work.try_start_page());
+        assert!(!budget.try_start_page(), "the page count is shared");
+        let save = budget.deadline_only();
+        assert!(save.try_start_page(), "the save has no page limit");
+        assert_eq!(save.deadline(), budget.deadline());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(work.expired() && !budget.expired());
+        // A reserve longer than the budget leaves the work no time at all.
+        assert!(budget.reserving(Duration::from_secs(60)).expired());
+        assert!(
+            Budget::unlimited()
+                .reserving(Duration::from_secs(60))
+                .deadline()
+                .is_none()
+        );
     }
 }

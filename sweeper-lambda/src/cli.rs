@@ -74,13 +74,16 @@ pub struct Args {
     /// Delete requests in flight per segment (env SWEEP_DELETE_CONCURRENCY; default 4)
     #[arg(long, value_name = "N")]
     pub delete_concurrency: Option<String>,
-    /// Stop this long before a Lambda deadline (env SWEEP_DEADLINE_MARGIN_MS; default 5000)
+    /// In Lambda, be done this long before the deadline (env SWEEP_DEADLINE_MARGIN_MS; default 1000)
     #[arg(long, value_name = "MS")]
     pub deadline_margin_ms: Option<String>,
+    /// Cut one DynamoDB attempt after this long (env SWEEP_ATTEMPT_TIMEOUT_MS; default 3000)
+    #[arg(long, value_name = "MS")]
+    pub attempt_timeout_ms: Option<String>,
     /// CloudWatch namespace of the --emf line (env SWEEP_METRICS_NAMESPACE; default SessionSweeper)
     #[arg(long, value_name = "NAME")]
     pub namespace: Option<String>,
-    /// Stop starting new work after N seconds (resume next run)
+    /// Be done, checkpoint saved, within N seconds (resume next run)
     #[arg(long, value_name = "N")]
     pub max_seconds: Option<u64>,
     /// DynamoDB endpoint (local servers); region and credentials from AWS_*
@@ -139,6 +142,11 @@ impl Args {
                 "SWEEP_DEADLINE_MARGIN_MS",
                 "--deadline-margin-ms",
                 &self.deadline_margin_ms,
+            ),
+            (
+                "SWEEP_ATTEMPT_TIMEOUT_MS",
+                "--attempt-timeout-ms",
+                &self.attempt_timeout_ms,
             ),
             ("SWEEP_METRICS_NAMESPACE", "--namespace", &self.namespace),
         ];
@@ -221,10 +229,15 @@ pub async fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let max_time = args.max_seconds.map(Duration::from_secs);
+    if let Some(Err(err)) = max_time.map(|t| config.check_run_time(t, "flag `--max-seconds`")) {
+        eprintln!("sweeper: {err}\n(see --help)");
+        return ExitCode::from(2);
+    }
     let client = dynamodb_client(args.endpoint.as_deref()).await;
     let sweeper = Sweeper::new(client, config.clone()).with_metrics(args.emf);
-    let budget = match args.max_seconds {
-        Some(secs) => Budget::for_duration(Duration::from_secs(secs)),
+    let budget = match max_time {
+        Some(time) => Budget::for_duration(time),
         None => Budget::unlimited(),
     };
     let (report, code) = match sweeper.run(&config, budget).await {
@@ -317,6 +330,7 @@ mod tests {
             segment_concurrency: Some("1".into()),
             delete_concurrency: Some("1".into()),
             deadline_margin_ms: Some("1".into()),
+            attempt_timeout_ms: Some("1".into()),
             namespace: Some("n".into()),
             ..Args::default()
         };

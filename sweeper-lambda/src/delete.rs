@@ -6,7 +6,9 @@
 //!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ? RETURNING ALL OLD *`.
 //!   Each statement succeeds or fails on its own: `ConditionalCheckFailed` means the
 //!   session was refreshed and is counted as skipped live; throttling and internal errors
-//!   of single statements are retried, just those statements, with back-off. DynamoDB
+//!   of single statements are retried, just those statements, with back-off; any other
+//!   per-statement error (`ValidationError`) is counted as a statement error and reported
+//!   with its message, never retried, and the rest of the batch goes on. DynamoDB
 //!   answers success to a conditional PartiQL `DELETE` of a missing key, so `RETURNING ALL
 //!   OLD *` is what tells a real delete (the old item comes back) from a key that was
 //!   already gone (nothing comes back): the latter is counted as `already_gone`, never as
@@ -181,11 +183,15 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
                     last_error = Some(describe(&error));
                     retry.push(key);
                 }
+                // A refused statement (DynamoDB answers an invalid one with a per-statement
+                // `ValidationError`, not a thrown error): counted and reported, never
+                // retried; the item stays, and the rest of the batch goes on.
                 StatementRetry::Permanent => {
-                    return Err(Stop::Failed(protocol_error(format!(
-                        "a PartiQL delete failed: {}",
+                    Tally::add(&tally.statement_errors, 1);
+                    tally.note(format!(
+                        "a PartiQL delete was refused: {}",
                         describe(&error)
-                    ))));
+                    ));
                 }
             }
         }
@@ -264,11 +270,17 @@ fn condition_failed_on(err: &dynamo_session_store::Error) -> Option<bool> {
     }
 }
 
+/// A statement error's code and message (at most 200 characters of it: the message is
+/// the server's text, and is reported).
 fn describe(error: &aws_sdk_dynamodb::types::BatchStatementError) -> String {
+    let message = error.message.as_deref().unwrap_or("no message");
+    let mut short: String = message.chars().take(200).collect();
+    if short.len() < message.len() {
+        short.push('…');
+    }
     format!(
-        "{} ({})",
-        error.code.as_ref().map_or("no code", |c| c.as_str()),
-        error.message.as_deref().unwrap_or("no message")
+        "{} ({short})",
+        error.code.as_ref().map_or("no code", |c| c.as_str())
     )
 }
 

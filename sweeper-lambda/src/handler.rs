@@ -5,7 +5,9 @@
 //!
 //! 1. the event's overrides are applied to the base configuration (an invalid payload
 //!    fails at once with [`SweepError::InvalidConfig`] naming the field);
-//! 2. the budget ends `SWEEP_DEADLINE_MARGIN_MS` before the context's deadline;
+//! 2. the budget ends `SWEEP_DEADLINE_MARGIN_MS` before the context's deadline: the sweep,
+//!    its checkpoint included, is over by then whatever DynamoDB does (an invocation with
+//!    less time than the checkpoint's reserve fails with [`SweepError::InvalidConfig`]);
 //! 3. the sweep runs; its report is logged and printed as one EMF line;
 //! 4. a sweep with failed segments (or an unwritten checkpoint) returns
 //!    [`SweepError::Failed`], so Lambda's `Errors` metric counts it; otherwise the report
@@ -36,7 +38,13 @@ impl Sweeper {
         let overrides = EventOverrides::parse(&payload)?;
         let config = overrides.apply(&self.config)?;
         let budget = match time_left(context.deadline, self.clock.now(), config.deadline_margin()) {
-            Some(left) => Budget::for_duration(left),
+            Some(left) => {
+                config.check_run_time(
+                    left,
+                    "the invocation's time (the function's timeout less SWEEP_DEADLINE_MARGIN_MS)",
+                )?;
+                Budget::for_duration(left)
+            }
             None => Budget::unlimited(),
         };
         self.run(&config, budget).await

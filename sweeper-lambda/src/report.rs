@@ -34,6 +34,18 @@ pub struct SweepReport {
     /// Items with a missing or non-numeric expiry, or a key that is not a string: never
     /// deleted, only counted.
     pub malformed_skipped: u64,
+    /// Sessions whose expiry looks like epoch milliseconds (as connect-dynamodb-session
+    /// wrote them; DynamoDB's TTL ignores them too): never deleted, only counted.
+    pub expires_in_millis: u64,
+    /// Sessions whose expiry is more than ten years after the cutoff (but not
+    /// milliseconds): never deleted, only counted.
+    pub expires_far_future: u64,
+    /// Deletes DynamoDB refused statement by statement (a `ValidationError` in a PartiQL
+    /// batch): never retried, the item left; the first messages are in `errors`.
+    pub statement_errors: u64,
+    /// Parts of the checkpoint item discarded as invalid (each described in a warning):
+    /// the item is rewritten or cleared by this sweep.
+    pub checkpoint_discarded: u64,
     /// Retries after throttling (`ProvisionedThroughputExceeded`, `Throttling`,
     /// `RequestLimitExceeded`, whole requests or single statements).
     pub throttled_retries: u64,
@@ -56,7 +68,8 @@ pub struct SweepReport {
     pub complete: bool,
     /// Whether resume cursors were saved (the sweep stopped early with checkpoints on).
     pub checkpoint_saved: bool,
-    /// Why segments failed, and any checkpoint failure (no session ids in here).
+    /// Why segments failed, refused statements, and any checkpoint failure (no session
+    /// ids in here).
     pub errors: Vec<String>,
 }
 
@@ -65,7 +78,7 @@ fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// The metric names of the deployment contract, in the order they are emitted.
-pub const METRIC_NAMES: [&str; 10] = [
+pub const METRIC_NAMES: [&str; 11] = [
     "Scanned",
     "ExpiredFound",
     "Deleted",
@@ -76,6 +89,7 @@ pub const METRIC_NAMES: [&str; 10] = [
     "SegmentsFailed",
     "Incomplete",
     "DurationMs",
+    "StatementErrors",
 ];
 
 impl SweepReport {
@@ -114,11 +128,15 @@ impl SweepReport {
             "SegmentsFailed": self.segments_failed,
             "Incomplete": u8::from(!self.complete),
             "DurationMs": u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+            "StatementErrors": self.statement_errors,
             "Slice": self.slice,
             "DryRun": self.dry_run,
             "Retries": self.retries,
             "AlreadyGone": self.already_gone,
             "SegmentsRemaining": self.segments_remaining,
+            "ExpiresInMillis": self.expires_in_millis,
+            "ExpiresFarFuture": self.expires_far_future,
+            "CheckpointDiscarded": self.checkpoint_discarded,
         })
     }
 
@@ -144,6 +162,10 @@ mod tests {
             skipped_live: 2,
             already_gone: 0,
             malformed_skipped: 1,
+            expires_in_millis: 2,
+            expires_far_future: 1,
+            statement_errors: 1,
+            checkpoint_discarded: 3,
             throttled_retries: 3,
             retries: 5,
             pages: 2,
@@ -184,6 +206,10 @@ mod tests {
         assert_eq!(v["Deleted"], 4);
         assert_eq!(v["Incomplete"], 1);
         assert_eq!(v["DurationMs"], 1234);
+        assert_eq!(v["StatementErrors"], 1);
+        assert_eq!(v["ExpiresInMillis"], 2);
+        assert_eq!(v["ExpiresFarFuture"], 1);
+        assert_eq!(v["CheckpointDiscarded"], 3);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::BatchStatementErrorCodeEnum as Code;
 use dynamo_session_store::error::{Error as StoreError, classify};
+use tokio::time::Instant;
 
 use crate::budget::Budget;
 use crate::config::RetryPolicy;
@@ -31,6 +32,12 @@ pub(crate) enum Stop {
 }
 
 /// Sends `call()` until it succeeds, retrying transient errors with back-off.
+///
+/// Every attempt is cut after the policy's attempt timeout, and at the budget's deadline
+/// at the latest: whatever the server does, this returns by the deadline (plus the time
+/// to drop the request). An attempt cut by its own timeout is a transient failure and is
+/// retried; one cut by the deadline, or a back-off that would sleep past it, ends in
+/// [`Stop::Deadline`].
 pub(crate) async fn send_with_retries<T, E, F, Fut>(
     operation: &'static str,
     policy: &RetryPolicy,
@@ -45,28 +52,77 @@ where
 {
     let mut delays = policy.delays();
     loop {
-        let err = match call().await {
-            Ok(value) => return Ok(value),
-            Err(err) => err,
+        let (err, throttling, code) = match attempt(policy, budget, call()).await {
+            Attempt::Answered(Ok(value)) => return Ok(value),
+            Attempt::Answered(Err(err)) => {
+                let class = classify(&err);
+                let err = StoreError::from_sdk(operation, err);
+                if !class.transient {
+                    return Err(Stop::Failed(err));
+                }
+                (err, class.throttling, class.code)
+            }
+            Attempt::TimedOut => (attempt_timed_out(operation, policy), false, None),
+            Attempt::Deadline => return Err(Stop::Deadline),
         };
-        let class = classify(&err);
-        if !class.transient {
-            return Err(Stop::Failed(StoreError::from_sdk(operation, err)));
-        }
         let Some(delay) = delays.next() else {
-            return Err(Stop::Failed(StoreError::from_sdk(operation, err)));
+            return Err(Stop::Failed(err));
         };
         if !budget.leaves_time_for(delay) {
             return Err(Stop::Deadline);
         }
-        tally.retried(class.throttling);
+        tally.retried(throttling);
         tracing::debug!(
             operation,
-            code = class.code.as_deref().unwrap_or("-"),
+            code = code.as_deref().unwrap_or("-"),
             delay_ms = delay.as_millis() as u64,
             "retrying"
         );
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// How one attempt ended.
+enum Attempt<R> {
+    /// The server answered (or the client failed) in time.
+    Answered(R),
+    /// The attempt outlasted the policy's attempt timeout.
+    TimedOut,
+    /// The budget's deadline came first.
+    Deadline,
+}
+
+/// Runs one attempt, cut at the attempt timeout or the budget's deadline, whichever is
+/// first.
+async fn attempt<R>(
+    policy: &RetryPolicy,
+    budget: &Budget,
+    send: impl Future<Output = R>,
+) -> Attempt<R> {
+    let timeout = Instant::now() + policy.attempt_timeout();
+    let (cut, by_deadline) = match budget.deadline() {
+        Some(deadline) if deadline <= timeout => (deadline, true),
+        _ => (timeout, false),
+    };
+    match tokio::time::timeout_at(cut, send).await {
+        Ok(answer) => Attempt::Answered(answer),
+        Err(_) if by_deadline => Attempt::Deadline,
+        Err(_) => Attempt::TimedOut,
+    }
+}
+
+/// The error of an attempt the engine cut: transient, like the SDK's own timeouts.
+fn attempt_timed_out(operation: &'static str, policy: &RetryPolicy) -> StoreError {
+    let message = format!(
+        "no answer within the {} ms attempt timeout",
+        policy.attempt_timeout().as_millis()
+    );
+    StoreError::DynamoDb {
+        operation,
+        code: None,
+        transient: true,
+        message: message.clone(),
+        source: message.into(),
     }
 }
 

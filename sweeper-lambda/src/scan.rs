@@ -1,17 +1,19 @@
 //! Reading one page of one segment, and deciding what each item on it is.
 //!
-//! The scan asks for expired items and for items whose expiry is not a number at all:
+//! The scan asks for expired items, for expiries too far ahead to be epoch seconds of a
+//! session, and for items whose expiry is not a number at all:
 //!
 //! ```text
-//! FilterExpression:     (#e < :cutoff OR NOT attribute_type(#e, :n))
+//! FilterExpression:     (#e < :cutoff OR #e > :far OR NOT attribute_type(#e, :n))
 //!                       [AND begins_with(#k, :prefix)] AND NOT begins_with(#k, :reserved)
 //! ProjectionExpression: #k, #e
 //! ```
 //!
-//! The second half of the `OR` is there to count malformed items honestly: an expiry
-//! stored as a string, or missing, would otherwise be silently filtered out. They are
-//! returned (key and expiry only), classified by [`classify_page`], counted, and never
-//! deleted. The key prefix keeps a sweep to its own sessions in a shared table, and the
+//! The last two parts of the `OR` are there to count honestly what is never deleted: an
+//! expiry stored as a string, or missing, would otherwise be silently filtered out, and so
+//! would one in epoch *milliseconds* (as connect-dynamodb-session wrote them: DynamoDB's
+//! TTL ignores those too) or one more than ten years after the cutoff. They are returned
+//! (key and expiry only), classified by [`classify_page`], counted, and never deleted. The key prefix keeps a sweep to its own sessions in a shared table, and the
 //! reserved prefix keeps the checkpoint item out of the results.
 
 use std::collections::HashMap;
@@ -30,6 +32,14 @@ use crate::tally::Tally;
 /// A scan position: DynamoDB's `LastEvaluatedKey`, given back as `ExclusiveStartKey`.
 pub type Cursor = HashMap<String, AttributeValue>;
 
+/// Expiries from here up look like epoch milliseconds: as seconds they would be past the
+/// year 5000, as milliseconds they are after March 1973.
+pub const MILLIS_FROM: i64 = 100_000_000_000;
+
+/// Expiries more than this after the cutoff (ten years) are far-future: counted, never
+/// deleted.
+pub const FAR_FUTURE_SECONDS: i64 = 10 * 366 * 86_400;
+
 /// What one scanned page holds, decided item by item.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PagePlan {
@@ -37,6 +47,11 @@ pub struct PagePlan {
     pub expired: Vec<String>,
     /// Items with a missing or non-numeric expiry, or a key that is not a string.
     pub malformed: u64,
+    /// Sessions whose expiry looks like epoch milliseconds ([`MILLIS_FROM`] and up).
+    pub millis: u64,
+    /// Sessions whose expiry is over [`FAR_FUTURE_SECONDS`] after the cutoff, yet below
+    /// [`MILLIS_FROM`].
+    pub far_future: u64,
 }
 
 /// Classifies the items of a page against the cutoff (epoch seconds). Pure.
@@ -63,6 +78,8 @@ pub fn classify_page(
         }
         match schema.expires_of(&item) {
             Ok(expires) if expires < cutoff => plan.expired.push(key.to_owned()),
+            Ok(expires) if expires >= MILLIS_FROM => plan.millis += 1,
+            Ok(expires) if expires > far_future_after(cutoff) => plan.far_future += 1,
             Ok(_) => {}
             Err(_) => plan.malformed += 1,
         }
@@ -70,14 +87,24 @@ pub fn classify_page(
     plan
 }
 
+/// Expiries above this are far-future for a sweep at `cutoff`.
+fn far_future_after(cutoff: i64) -> i64 {
+    cutoff.saturating_add(FAR_FUTURE_SECONDS)
+}
+
 /// The scan's `FilterExpression` and its values.
 pub(crate) fn filter(
     schema: &ItemSchema,
     cutoff: i64,
 ) -> (String, HashMap<String, AttributeValue>) {
-    let mut expr = format!("({EXPIRES} < :cutoff OR NOT attribute_type({EXPIRES}, :n))");
+    let mut expr =
+        format!("({EXPIRES} < :cutoff OR {EXPIRES} > :far OR NOT attribute_type({EXPIRES}, :n))");
     let mut values = HashMap::from([
         (":cutoff".to_owned(), AttributeValue::N(cutoff.to_string())),
+        (
+            ":far".to_owned(),
+            AttributeValue::N(far_future_after(cutoff).to_string()),
+        ),
         (":n".to_owned(), AttributeValue::S("N".to_owned())),
         (
             ":reserved".to_owned(),
@@ -193,12 +220,22 @@ mod tests {
                 item(s("fraction"), Some(n("99.5"))),
                 item(n("7"), Some(n("1"))),
                 item(s("!sweeper-checkpoint/0-1of1"), None),
+                item(s("millis"), Some(n("1700000000000"))),
+                item(
+                    s("far"),
+                    Some(n(&(100 + FAR_FUTURE_SECONDS + 1).to_string())),
+                ),
+                item(
+                    s("not-so-far"),
+                    Some(n(&(100 + FAR_FUTURE_SECONDS).to_string())),
+                ),
             ],
             100,
         );
-        // "fresh" and the checkpoint item are neither expired nor malformed.
+        // "fresh", "not-so-far" and the checkpoint item are neither expired nor malformed.
         assert_eq!(plan.expired, ["old"]);
         assert_eq!(plan.malformed, 4);
+        assert_eq!((plan.millis, plan.far_future), (1, 1));
     }
 
     #[test]
@@ -221,11 +258,12 @@ mod tests {
     fn filter_binds_every_value_it_uses() {
         let (expr, values) = filter(&ItemSchema::new(), 5);
         assert!(!expr.contains(":prefix"));
-        assert_eq!(values.len(), 3);
+        assert_eq!(values.len(), 4);
         assert_eq!(values[":reserved"], s("!"));
         let (expr, values) = filter(&ItemSchema::new().with_key_prefix("p:"), 5);
         assert!(expr.contains("begins_with(#k, :prefix)"));
         assert_eq!(values[":reserved"], s("p:!"));
         assert_eq!(values[":cutoff"], n("5"));
+        assert_eq!(values[":far"], n(&(5 + FAR_FUTURE_SECONDS).to_string()));
     }
 }

@@ -4,7 +4,11 @@
 //! to it as things happen, so a sweep cut short still reports what it did. The engine
 //! reads it once, at the end, into the [`crate::SweepReport`].
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// How many distinct problems a sweep reports in full; the counters count them all.
+const MAX_NOTES: usize = 10;
 
 /// Counters shared by the segment tasks of one sweep.
 #[derive(Debug, Default)]
@@ -18,6 +22,11 @@ pub(crate) struct Tally {
     pub throttled_retries: AtomicU64,
     pub retries: AtomicU64,
     pub pages: AtomicU64,
+    pub expires_in_millis: AtomicU64,
+    pub expires_far_future: AtomicU64,
+    pub statement_errors: AtomicU64,
+    pub checkpoint_discarded: AtomicU64,
+    notes: Mutex<Vec<String>>,
 }
 
 impl Tally {
@@ -27,6 +36,19 @@ impl Tally {
 
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Keeps a problem to report (the first [`MAX_NOTES`] distinct ones).
+    pub(crate) fn note(&self, problem: String) {
+        let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
+        if notes.len() < MAX_NOTES && !notes.contains(&problem) {
+            notes.push(problem);
+        }
+    }
+
+    /// The problems kept by [`Tally::note`], in order.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Counts one retry, and whether throttling caused it.

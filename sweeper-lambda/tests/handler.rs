@@ -2,6 +2,7 @@
 //! `fixtures/`, against the embedded DynamoDB-compatible server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use dynamo_session_store::clock::Clock;
@@ -9,9 +10,10 @@ use dynamo_session_store::{DynamoStore, ManualClock};
 use integration_tests::{far_future_clock, put_request, session_item, write_batch};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_dynamodb::LocalDynamo;
+use local_dynamodb::faults::FaultProxy;
 use serde_json::Value;
 use sweeper_lambda::client::dynamodb_client;
-use sweeper_lambda::{SweepConfig, SweepError, Sweeper};
+use sweeper_lambda::{RetryPolicy, SweepConfig, SweepError, SweepReport, Sweeper};
 
 const SCHEDULER_INPUT: &[u8] = include_bytes!("../fixtures/scheduler-input.json");
 const SCHEDULED_EVENT: &[u8] = include_bytes!("../fixtures/scheduled-event.json");
@@ -19,11 +21,15 @@ const BAD_PAYLOAD: &[u8] = include_bytes!("../fixtures/bad-payload.json");
 
 static NEXT_TABLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-async fn client() -> Client {
-    // One embedded server per test binary; a client without SDK retries, as in Lambda.
+/// One embedded server (or `DYNAMODB_ENDPOINT`) per test binary.
+fn local() -> &'static LocalDynamo {
     static LOCAL: std::sync::OnceLock<LocalDynamo> = std::sync::OnceLock::new();
-    let local = LOCAL.get_or_init(|| LocalDynamo::start().expect("DynamoDB endpoint"));
-    dynamodb_client(local.endpoint()).await
+    LOCAL.get_or_init(|| LocalDynamo::start().expect("DynamoDB endpoint"))
+}
+
+/// A client without SDK retries, as in Lambda.
+async fn client() -> Client {
+    dynamodb_client(local().endpoint()).await
 }
 
 /// A fresh table with `expired` expired and `live` live sessions.
@@ -120,13 +126,31 @@ async fn bad_payload_fails_fast_naming_the_field() {
 }
 
 #[tokio::test]
-async fn deadline_inside_the_margin_starts_no_work() {
+async fn too_little_time_for_the_checkpoint_is_refused_and_none_at_all_starts_no_work() {
     let (client, clock) = (client().await, far_future_clock());
     let table = table(&client, &clock, 5, 0).await;
     let sweeper = sweeper(client.clone(), &table, &clock);
-    // 3 s left, margin 5 s: too late to start anything.
-    let report = sweeper
+    // 3 s left, less the 1 s margin: 2 s, short of the 6.1 s kept to save a checkpoint
+    // (two 3 s attempts and a retry delay). Refused, naming what to change; no request.
+    let err = sweeper
         .handle(event(b"{}", context_with_deadline(&clock, 3)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "SweepError.InvalidConfig", "{err}");
+    let text = err.to_string();
+    assert!(text.contains("SWEEP_DEADLINE_MARGIN_MS"), "{text}");
+    assert!(text.contains("SWEEP_ATTEMPT_TIMEOUT_MS"), "{text}");
+    assert_eq!(count(&client, &table).await, 5);
+    // Without checkpoints nothing needs saving: a deadline inside the margin just starts
+    // no work.
+    let no_checkpoint = Sweeper::new(
+        client.clone(),
+        SweepConfig::new(table.as_str()).with_checkpoint(false),
+    )
+    .with_clock(Arc::new(clock.clone()))
+    .with_metrics(false);
+    let report = no_checkpoint
+        .handle(event(b"{}", context_with_deadline(&clock, 0)))
         .await
         .unwrap();
     assert!(!report.complete);
@@ -169,4 +193,54 @@ async fn failing_segments_fail_the_invocation_with_the_report() {
     assert_eq!(report.errors.len(), 8);
     assert!(report.errors[0].contains("ResourceNotFound"), "{report:?}");
     assert_eq!(Diagnostic::from(err).error_type, "SweepError.Failed");
+}
+
+/// A handler invocation 2 s before its deadline, against a table that never answers.
+async fn stalled_invocation() -> SweepReport {
+    let (direct, clock) = (client().await, far_future_clock());
+    let table = table(&direct, &clock, 5, 2).await;
+    // The Lambda's client through a proxy whose answers take 30 s: a stalled table.
+    let proxy = FaultProxy::in_front_of(local()).expect("fault proxy");
+    proxy.set_latency(Duration::from_secs(30));
+    let stalled = dynamodb_client(Some(&proxy.endpoint())).await;
+    let config = SweepConfig::new(table.as_str())
+        .with_deadline_margin(Duration::from_millis(300))
+        .with_retry(
+            RetryPolicy::new(10, Duration::from_millis(20), Duration::from_millis(100))
+                .with_attempt_timeout(Duration::from_millis(300)),
+        );
+    let sweeper = Sweeper::new(stalled, config)
+        .with_clock(Arc::new(clock.clone()))
+        .with_metrics(false);
+    // 2 s before the deadline: the client's own attempt timeout alone (10 s) would blow it.
+    let report = sweeper
+        .handle(event(b"{}", context_with_deadline(&clock, 2)))
+        .await
+        .expect("a report, not an error: nothing failed, time ran out");
+    assert!(!report.complete, "{report:?}");
+    assert_eq!((report.pages, report.deleted), (0, 0), "{report:?}");
+    assert!(
+        report.retries >= 1,
+        "attempts were cut and retried: {report:?}"
+    );
+    assert_eq!(count(&direct, &table).await, 7, "nothing changed");
+    report
+}
+
+#[tokio::test]
+async fn a_stalled_table_still_gets_its_report() {
+    stalled_invocation().await;
+}
+
+/// Soak set: the same invocation, timed: the report comes before the budget (the
+/// deadline less the 300 ms margin) is over.
+#[tokio::test]
+#[ignore = "soak: asserts on wall-clock time; run with `cargo test --workspace -- --ignored`"]
+async fn a_stalled_table_still_gets_its_report_before_the_deadline() {
+    let report = stalled_invocation().await;
+    assert!(
+        report.duration < Duration::from_millis(1700),
+        "over by {:?}: {report:?}",
+        report.duration
+    );
 }

@@ -47,6 +47,10 @@ enum Expect {
     Malformed,
     /// Kept, not counted.
     Ignored,
+    /// Kept, counted as an expiry in epoch milliseconds.
+    Millis,
+    /// Kept, counted as a far-future expiry.
+    FarFuture,
     /// Kept, a live session.
     Live,
 }
@@ -147,9 +151,10 @@ fn hostile() -> Vec<(Item, Expect)> {
             ),
             Ignored,
         ),
+        // Beyond an i64: the filter returns it as far ahead, and it is no epoch second.
         (
             item(&key("beyond-i64"), Some(n("99999999999999999999")), data()),
-            Ignored,
+            Malformed,
         ),
         (
             item(
@@ -162,11 +167,24 @@ fn hostile() -> Vec<(Item, Expect)> {
         // Epoch milliseconds, as connect-dynamodb-session wrote them.
         (
             item(&key("epoch-ms-past"), Some(n(past * 1000)), data()),
-            Ignored,
+            Millis,
         ),
         (
             item(&key("epoch-ms-future"), Some(n(future * 1000)), data()),
-            Ignored,
+            Millis,
+        ),
+        // Far ahead, yet seconds: twenty years.
+        (
+            item(&key("far-future"), Some(n(NOW + 20 * 366 * 86_400)), data()),
+            FarFuture,
+        ),
+        (
+            item(
+                &key("just-under-ten-years"),
+                Some(n(NOW + 9 * 365 * 86_400)),
+                data(),
+            ),
+            Live,
         ),
         // Numbers that are whole seconds, in any spelling.
         (
@@ -314,6 +332,14 @@ async fn hostile_items_are_skipped_and_counted_exactly() {
             "{label}"
         );
         assert_eq!(
+            (report.expires_in_millis, report.expires_far_future),
+            (
+                count(&items, Expect::Millis),
+                count(&items, Expect::FarFuture)
+            ),
+            "{label}"
+        );
+        assert_eq!(
             (report.skipped_live, report.already_gone),
             (0, 0),
             "{label}"
@@ -365,11 +391,11 @@ async fn session_keys(table: &TestTable) -> HashSet<String> {
     keys
 }
 
-/// The sweep's own checkpoint item, forged: unreadable ones are ignored (the slice starts
-/// over, with a warning); a cursor DynamoDB rejects fails its segment once, with a typed
-/// error in the report, and the segment starts over the next time; a cursor at a key that
-/// does not exist is a valid place to resume from. Never a panic, never a wrong delete,
-/// and two sweeps always finish the job.
+/// The sweep's own checkpoint item, forged: every part is validated before use, without
+/// relying on the server. Invalid parts are discarded, counted and warned about, the item
+/// is cleared (or rewritten) by the same sweep; a huge `done` range costs no memory and
+/// at most one run; a cursor at a key that does not exist is a valid place to resume from.
+/// Never a panic, never a wrong delete, and two sweeps always finish the job.
 #[tokio::test]
 async fn a_checkpoint_forged_by_someone_else_costs_at_most_one_run() {
     let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(NOW).unwrap());
@@ -380,30 +406,49 @@ async fn a_checkpoint_forged_by_someone_else_costs_at_most_one_run() {
         )]))
     };
     let live: HashSet<String> = (0..5).map(|i| format!("{PREFIX}live-{i}")).collect();
-    for (name, checkpoint, rejected) in [
+    // (case, the item's parts, parts discarded, whether the first run skips the slice)
+    for (name, checkpoint, discarded, skips) in [
         (
             "done-not-a-string",
             own_checkpoint(vec![("done", n(1))]),
+            1,
             false,
         ),
         (
             "done-garbage",
             own_checkpoint(vec![("done", s("zero-two"))]),
+            1,
             false,
+        ),
+        (
+            "done-huge-range",
+            own_checkpoint(vec![("done", s("0-4294967295"))]),
+            1,
+            true,
         ),
         (
             "cursors-not-a-map",
             own_checkpoint(vec![("cursors", s("x"))]),
+            1,
             false,
         ),
+        // Refused by the validation, whatever the server would say of it.
         (
             "cursor-of-another-type",
             own_checkpoint(vec![("cursors", cursor(n(5)))]),
-            true,
+            1,
+            false,
         ),
         (
             "cursor-at-no-item",
             own_checkpoint(vec![("cursors", cursor(s("zzz")))]),
+            0,
+            false,
+        ),
+        (
+            "unknown-attribute",
+            own_checkpoint(vec![("owner", s("someone else"))]),
+            1,
             false,
         ),
     ] {
@@ -413,22 +458,17 @@ async fn a_checkpoint_forged_by_someone_else_costs_at_most_one_run() {
             .expect("the sweep runs");
         assert_eq!(first.malformed_skipped, 0, "{name}");
         assert_eq!(first.skipped_live + first.already_gone, 0, "{name}");
-        if rejected {
-            assert_eq!(first.segments_failed, 1, "{name}: {first:?}");
-            assert_eq!(first.errors.len(), 1, "{name}: {first:?}");
-            assert!(
-                first.errors[0].starts_with("segment 0: ")
-                    && first.errors[0].contains("ValidationException"),
-                "{name}: {:?}",
-                first.errors
-            );
-            assert!(!first.complete && first.checkpoint_saved, "{name}");
-        } else {
-            assert!(
-                first.complete && first.errors.is_empty(),
-                "{name}: {first:?}"
-            );
+        assert_eq!(first.checkpoint_discarded, discarded, "{name}: {first:?}");
+        assert!(
+            first.complete && first.errors.is_empty() && first.segments_failed == 0,
+            "{name}: {first:?}"
+        );
+        if skips {
+            assert_eq!(first.deleted, 0, "{name}: every segment read as done");
         }
+        // The forged item is gone after the first run: cleared by the sweep that finished.
+        let left = read_checkpoint(&table.client, &config).await.unwrap();
+        assert_eq!(left, None, "{name}");
         let second = sweep(&table.client, &config, &clock, Budget::unlimited())
             .await
             .expect("the sweep runs");
@@ -436,9 +476,8 @@ async fn a_checkpoint_forged_by_someone_else_costs_at_most_one_run() {
             second.complete && second.errors.is_empty(),
             "{name}: {second:?}"
         );
+        assert_eq!(second.checkpoint_discarded, 0, "{name}");
         assert_eq!(first.deleted + second.deleted, 20, "{name}");
         assert_eq!(session_keys(&table).await, live, "{name}");
-        let resumable = read_checkpoint(&table.client, &config).await.unwrap();
-        assert_eq!(resumable, None, "{name}");
     }
 }

@@ -83,8 +83,21 @@ impl SweepConfig {
         if let Some(v) = get("SWEEP_DELETE_CONCURRENCY") {
             config.delete_concurrency = parse_number(&v, &var("SWEEP_DELETE_CONCURRENCY"))?;
         }
+        if let Some(v) = get("SWEEP_ATTEMPT_TIMEOUT_MS") {
+            let ms = parse_number(&v, &var("SWEEP_ATTEMPT_TIMEOUT_MS"))?;
+            config.retry = config
+                .retry
+                .clone()
+                .with_attempt_timeout(Duration::from_millis(ms));
+        }
         config.validate().map_err(|err| match err.field() {
-            // The schema's variables, named as the caller knows them.
+            // Settings named as the caller knows them.
+            "deadline_margin" => ConfigError::new(var("SWEEP_DEADLINE_MARGIN_MS"), err.reason()),
+            "attempt_timeout" => ConfigError::new(var("SWEEP_ATTEMPT_TIMEOUT_MS"), err.reason()),
+            "segment_concurrency" => {
+                ConfigError::new(var("SWEEP_SEGMENT_CONCURRENCY"), err.reason())
+            }
+            "delete_concurrency" => ConfigError::new(var("SWEEP_DELETE_CONCURRENCY"), err.reason()),
             "item schema" => ConfigError::new(
                 format!(
                     "item schema ({}, {}, {})",
@@ -151,7 +164,8 @@ mod tests {
         assert_eq!(config.grace(), Duration::from_secs(15));
         assert_eq!(config.max_deletes_per_second(), 0);
         assert_eq!(config.page_size(), 0);
-        assert_eq!(config.deadline_margin(), Duration::from_millis(5000));
+        assert_eq!(config.deadline_margin(), Duration::from_millis(1000));
+        assert_eq!(config.retry().attempt_timeout(), Duration::from_secs(3));
         assert!(!config.dry_run());
         assert!(config.checkpoint());
         assert_eq!(config.metrics_namespace(), "SessionSweeper");
@@ -175,8 +189,10 @@ mod tests {
             ("SWEEP_CHECKPOINT", "false"),
             ("SWEEP_METRICS_NAMESPACE", "Ns"),
             ("SWEEP_DELETE_STRATEGY", "delete-item"),
+            ("SWEEP_ATTEMPT_TIMEOUT_MS", "750"),
         ])
         .unwrap();
+        assert_eq!(config.retry().attempt_timeout(), Duration::from_millis(750));
         assert_eq!(config.schema().key_attribute(), "pk");
         assert_eq!(config.schema().expires_attribute(), "ttl");
         assert_eq!(config.schema().data_attribute(), "body");
@@ -205,5 +221,9 @@ mod tests {
         let err =
             from(&[("SESSIONS_TABLE", "t"), ("SESSION_EXPIRES_ATTRIBUTE", "id")]).unwrap_err();
         assert!(err.to_string().contains("must differ"), "{err}");
+        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_DEADLINE_MARGIN_MS", "50")]).unwrap_err();
+        assert!(err.field().contains("SWEEP_DEADLINE_MARGIN_MS"), "{err}");
+        let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_ATTEMPT_TIMEOUT_MS", "0")]).unwrap_err();
+        assert!(err.field().contains("SWEEP_ATTEMPT_TIMEOUT_MS"), "{err}");
     }
 }

@@ -20,8 +20,15 @@ pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
 pub const DEFAULT_TOTAL_SEGMENTS: u32 = 8;
 /// Default grace window: the cutoff is `now - 15 s`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(15);
-/// Default safety margin before the Lambda deadline.
-pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(5000);
+/// Default safety margin before the Lambda deadline: the sweep, its checkpoint included,
+/// is over this long before it, leaving the time to send the report.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_millis(1000);
+/// The smallest deadline margin: the report, its log and metrics lines and the answer to
+/// the Lambda runtime must fit in it.
+pub const MIN_DEADLINE_MARGIN: Duration = Duration::from_millis(200);
+/// The shortest and longest attempt timeouts accepted.
+pub const ATTEMPT_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(50), Duration::from_secs(60));
 /// Default CloudWatch namespace of the metrics line.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "SessionSweeper";
 /// Default number of segments scanned at the same time by one invocation.
@@ -211,8 +218,9 @@ impl SweepConfig {
         self
     }
 
-    /// How long before the Lambda deadline the handler stops starting new work
-    /// (default 5 s).
+    /// How long before the Lambda deadline the sweep, checkpoint included, must be over
+    /// (default 1 s, at least 200 ms): the report is sent in this time. Work stops
+    /// earlier still, by the checkpoint's reserve ([`RetryPolicy::checkpoint_reserve`]).
     pub fn with_deadline_margin(mut self, margin: Duration) -> Self {
         self.deadline_margin = margin;
         self
@@ -302,6 +310,30 @@ impl SweepConfig {
         if self.metrics_namespace.trim().is_empty() {
             return Err(ConfigError::new("metrics_namespace", "is empty"));
         }
+        if self.deadline_margin < MIN_DEADLINE_MARGIN {
+            return Err(ConfigError::new(
+                "deadline_margin",
+                format!(
+                    "must be at least {} ms, to send the report before the Lambda deadline; \
+                     got {} ms",
+                    MIN_DEADLINE_MARGIN.as_millis(),
+                    self.deadline_margin.as_millis()
+                ),
+            ));
+        }
+        let (shortest, longest) = ATTEMPT_TIMEOUT_RANGE;
+        let attempt = self.retry.attempt_timeout();
+        if !(shortest..=longest).contains(&attempt) {
+            return Err(ConfigError::new(
+                "attempt_timeout",
+                format!(
+                    "must be between {} ms and {} ms, got {} ms",
+                    shortest.as_millis(),
+                    longest.as_millis(),
+                    attempt.as_millis()
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -350,6 +382,40 @@ impl SweepConfig {
     /// The safety margin before the Lambda deadline.
     pub fn deadline_margin(&self) -> Duration {
         self.deadline_margin
+    }
+
+    /// The shortest time a sweep needs to do anything and still save its checkpoint:
+    /// the checkpoint's reserve when checkpoints are kept, nothing otherwise.
+    pub fn min_run_time(&self) -> Duration {
+        if self.checkpoint && !self.dry_run {
+            self.retry.checkpoint_reserve()
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Refuses a run of `time` (after the margin) too short to guarantee that the sweep
+    /// saves its checkpoint and reports before its deadline. `field` names where the time
+    /// came from.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] on `field` when `time` is below [`SweepConfig::min_run_time`].
+    pub fn check_run_time(&self, time: Duration, field: &str) -> Result<(), ConfigError> {
+        let needed = self.min_run_time();
+        if time >= needed {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            field,
+            format!(
+                "leaves {} ms to sweep, less than the {} ms kept to save the checkpoint \
+                 (two attempts of SWEEP_ATTEMPT_TIMEOUT_MS, {} ms, and a retry delay): \
+                 allow more time, or shorten the attempt timeout",
+                time.as_millis(),
+                needed.as_millis(),
+                self.retry.attempt_timeout().as_millis()
+            ),
+        ))
     }
 
     /// Whether nothing is deleted.

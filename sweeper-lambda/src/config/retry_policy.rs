@@ -1,5 +1,5 @@
-//! [`RetryPolicy`]: how often, and how patiently, failed calls are retried. The retrying
-//! itself is [`crate::retry`]'s.
+//! [`RetryPolicy`]: how long one attempt may take, and how often, how patiently, failed
+//! calls are retried. The retrying itself is [`crate::retry`]'s.
 
 use std::time::Duration;
 
@@ -12,17 +12,23 @@ pub struct RetryPolicy {
     min_delay: Duration,
     max_delay: Duration,
     jitter: bool,
+    attempt_timeout: Duration,
 }
+
+/// Default longest time one DynamoDB attempt may take before the engine cuts it.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Default for RetryPolicy {
     /// 10 retries, delays doubling from 50 ms up to 5 s, each plus up to 100% jitter
-    /// (about 25 s of waiting at most).
+    /// (about 25 s of waiting at most, always also bounded by the sweep's deadline), and
+    /// 3 s per attempt.
     fn default() -> Self {
         Self {
             max_retries: 10,
             min_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(5),
             jitter: true,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
         }
     }
 }
@@ -36,7 +42,32 @@ impl RetryPolicy {
             min_delay,
             max_delay,
             jitter: true,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
         }
+    }
+
+    /// Cuts every attempt after `timeout` (default 3 s): a stalled answer counts as a
+    /// transient failure and is retried. Attempts are also always cut at the sweep's
+    /// deadline.
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// The longest one attempt may take.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout
+    }
+
+    /// The time a sweep keeps free before its deadline to save its checkpoint: two full
+    /// attempts and the longest first retry delay between them.
+    pub fn checkpoint_reserve(&self) -> Duration {
+        let first_delay = if self.jitter {
+            self.min_delay * 2
+        } else {
+            self.min_delay
+        };
+        self.attempt_timeout * 2 + first_delay.min(self.max_delay * 2)
     }
 
     /// No retries at all.
@@ -96,5 +127,20 @@ mod tests {
         for (d, p) in delays.iter().zip(&plain) {
             assert!(d >= p && *d <= *p * 2, "{d:?} vs {p:?}");
         }
+    }
+
+    #[test]
+    fn the_checkpoint_reserve_is_two_attempts_and_a_delay() {
+        let policy = RetryPolicy::new(3, Duration::from_millis(50), Duration::from_secs(1))
+            .with_attempt_timeout(Duration::from_millis(400));
+        assert_eq!(policy.attempt_timeout(), Duration::from_millis(400));
+        // 2 x 400 ms, and the first delay with its jitter, at most 2 x 50 ms.
+        assert_eq!(policy.checkpoint_reserve(), Duration::from_millis(900));
+        let exact = policy.without_jitter();
+        assert_eq!(exact.checkpoint_reserve(), Duration::from_millis(850));
+        assert_eq!(
+            RetryPolicy::default().checkpoint_reserve(),
+            Duration::from_millis(6100)
+        );
     }
 }

@@ -76,6 +76,14 @@ pub(crate) async fn sweep_with_hook(
     // A dry run neither reads nor writes checkpoints: it must not make a real run skip
     // segments it only looked at.
     let use_checkpoint = config.checkpoint() && !config.dry_run();
+    // The deadline is a hard bound: the work stops early enough to leave the checkpoint's
+    // save (two attempts and a retry delay) its reserve before the deadline.
+    let save_budget = budget.deadline_only();
+    let budget = if use_checkpoint {
+        budget.reserving(config.retry().checkpoint_reserve())
+    } else {
+        budget
+    };
     let previous = if use_checkpoint {
         match checkpoint::load(client, config, &budget, &tally).await {
             Ok(previous) => previous,
@@ -100,6 +108,7 @@ pub(crate) async fn sweep_with_hook(
         tracing::error!(%error, "segment failed");
     }
     let mut errors = settled.errors;
+    errors.extend(run.tally.notes());
     let progress = settled.progress;
     let completed = progress.done_segments().count() as u32;
     let complete = completed == slice.len();
@@ -109,10 +118,9 @@ pub(crate) async fn sweep_with_hook(
         let outcome = write_checkpoint(
             client,
             config,
-            previous.as_ref(),
-            &progress,
-            complete,
+            (previous.as_ref(), &progress, complete),
             clock.now().unix_timestamp(),
+            &save_budget,
             &run.tally,
         )
         .await;
@@ -137,6 +145,10 @@ pub(crate) async fn sweep_with_hook(
         skipped_live: Tally::get(&t.skipped_live),
         already_gone: Tally::get(&t.already_gone),
         malformed_skipped: Tally::get(&t.malformed_skipped),
+        expires_in_millis: Tally::get(&t.expires_in_millis),
+        expires_far_future: Tally::get(&t.expires_far_future),
+        statement_errors: Tally::get(&t.statement_errors),
+        checkpoint_discarded: Tally::get(&t.checkpoint_discarded),
         throttled_retries: Tally::get(&t.throttled_retries),
         retries: Tally::get(&t.retries),
         pages: Tally::get(&t.pages),
@@ -177,25 +189,24 @@ async fn run_workers(run: &Arc<Run>) {
 }
 
 /// Saves `progress` when the slice is unfinished, or deletes the checkpoint when it is
-/// finished; `Ok(true)` when cursors were saved.
+/// finished, within `budget`; `Ok(true)` when cursors were saved.
 async fn write_checkpoint(
     client: &Client,
     config: &SweepConfig,
-    previous: Option<&Checkpoint>,
-    progress: &Checkpoint,
-    complete: bool,
+    (previous, progress, complete): (Option<&Checkpoint>, &Checkpoint, bool),
     now: i64,
+    budget: &Budget,
     tally: &Tally,
 ) -> Result<bool, dynamo_session_store::Error> {
     let outcome = if complete {
         if previous.is_none() {
             return Ok(false);
         }
-        checkpoint::clear(client, config, tally)
+        checkpoint::clear(client, config, budget, tally)
             .await
             .map(|()| false)
     } else if !progress.is_empty() || previous.is_some() {
-        checkpoint::save(client, config, progress, now, tally)
+        checkpoint::save(client, config, progress, now, budget, tally)
             .await
             .map(|()| true)
     } else {
@@ -204,7 +215,21 @@ async fn write_checkpoint(
     match outcome {
         Ok(saved) => Ok(saved),
         Err(Stop::Failed(err)) => Err(err),
-        // Saving runs without a deadline: it is the last, short step.
-        Err(Stop::Deadline) => Ok(false),
+        Err(Stop::Deadline) => Err(deadline_passed(config)),
+    }
+}
+
+/// The checkpoint could not be written before the deadline, even in its reserve.
+fn deadline_passed(config: &SweepConfig) -> dynamo_session_store::Error {
+    let message = format!(
+        "no answer before the deadline, within the {} ms kept for it",
+        config.retry().checkpoint_reserve().as_millis()
+    );
+    dynamo_session_store::Error::DynamoDb {
+        operation: "PutItem",
+        code: None,
+        transient: true,
+        message: message.clone(),
+        source: message.into(),
     }
 }

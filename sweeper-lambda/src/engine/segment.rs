@@ -31,6 +31,8 @@ pub(super) async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Curs
         let next = page.last_evaluated_key.filter(|key| !key.is_empty());
         let plan = classify_page(config.schema(), page.items.unwrap_or_default(), run.cutoff);
         Tally::add(&run.tally.malformed_skipped, plan.malformed);
+        Tally::add(&run.tally.expires_in_millis, plan.millis);
+        Tally::add(&run.tally.expires_far_future, plan.far_future);
         Tally::add(&run.tally.expired_found, plan.expired.len() as u64);
         if !plan.expired.is_empty() {
             run.hook.before_delete(segment, &plan.expired).await;

@@ -17,6 +17,8 @@
 //! | `ConnectionReset` | the connection is reset, no response | no |
 //! | `ConnectionResetAfterForward` | as `ConnectionReset` | **yes** |
 //! | `PartialBatch` | a 200 answer where some batch entries were not executed | only the others |
+//! | `StatementValidationError` | a 200 answer, some statements answered `ValidationError` | only the others |
+//! | `StatementMiss` | a 200 answer, some statements answered with an empty member (no `Item`) | only the others |
 //!
 //! Error bodies are DynamoDB's JSON 1.0 errors (`__type`, `message`, `x-amzn-ErrorType`,
 //! `application/x-amz-json-1.0`), so the AWS SDK classifies them exactly as it would in AWS:
@@ -30,6 +32,11 @@
 //! spliced into `Responses` at their positions). For any other operation it is not
 //! applicable: a plan's faults are drawn uniformly among those that apply to the request's
 //! operation, and a request with none that apply is forwarded untouched.
+//!
+//! The two `Statement*` kinds ([`Fault::SHAPES`]) splice, in the same way, the answers
+//! real DynamoDB gives that are not failures: a per-statement `ValidationError` for a
+//! statement it refuses, and a member with neither `Item` nor `Error` for a
+//! `DELETE … RETURNING ALL OLD *` that found nothing.
 //!
 //! [`FaultProxy::set_latency`] adds a fixed delay to every request before it is answered
 //! (forwarded or faulted alike), as a network between client and server would: on loopback
@@ -109,6 +116,14 @@ pub enum Fault {
     /// Executes only part of a `BatchWriteItem` / `BatchExecuteStatement` and reports the
     /// rest as unprocessed / failed. Not applicable to other operations.
     PartialBatch,
+    /// `BatchExecuteStatement` only: some statements are not executed, and answered as
+    /// DynamoDB answers an invalid statement, a per-statement
+    /// `{"Error": {"Code": "ValidationError", …}}` in a 200 answer (not a thrown error).
+    StatementValidationError,
+    /// `BatchExecuteStatement` only: some statements are not executed, and answered as
+    /// DynamoDB answers a `DELETE … RETURNING ALL OLD *` that found no item: a member
+    /// with neither `Item` nor `Error`.
+    StatementMiss,
 }
 
 impl Fault {
@@ -124,6 +139,11 @@ impl Fault {
         Fault::ConnectionResetAfterForward,
         Fault::PartialBatch,
     ];
+
+    /// The real-DynamoDB answer shapes spliced into `BatchExecuteStatement` answers, for
+    /// tests that pin how the delete path reads them. Not in [`Fault::ALL`]: they are not
+    /// failures a retry fixes.
+    pub const SHAPES: [Fault; 2] = [Fault::StatementValidationError, Fault::StatementMiss];
 
     /// The kinds that never let the request reach the upstream (everything but the
     /// `*AfterForward` kinds and `PartialBatch`).
@@ -148,13 +168,20 @@ impl Fault {
             Fault::ConnectionReset => "ConnectionReset",
             Fault::ConnectionResetAfterForward => "ConnectionResetAfterForward",
             Fault::PartialBatch => "PartialBatch",
+            Fault::StatementValidationError => "StatementValidationError",
+            Fault::StatementMiss => "StatementMiss",
         }
     }
 
     /// Whether this fault can be injected into a request for `operation`.
     pub fn applies_to(self, operation: &str) -> bool {
-        self != Fault::PartialBatch
-            || matches!(operation, "BatchWriteItem" | "BatchExecuteStatement")
+        match self {
+            Fault::PartialBatch => matches!(operation, "BatchWriteItem" | "BatchExecuteStatement"),
+            Fault::StatementValidationError | Fault::StatementMiss => {
+                operation == "BatchExecuteStatement"
+            }
+            _ => true,
+        }
     }
 }
 

@@ -109,11 +109,21 @@ const STATEMENT_ERRORS: [(&str, &str); 3] = [
     ("InternalServerError", "Internal server error"),
 ];
 
-/// `BatchExecuteStatement`: some statements are dropped, and errors take their places in
-/// `Responses`.
+/// DynamoDB's answer to a statement it found invalid, as recorded against real AWS: a
+/// per-statement error in a 200 answer.
+const VALIDATION_ERROR: (&str, &str) = (
+    "ValidationError",
+    "One or more parameter values were invalid: Type mismatch for key",
+);
+
+/// `BatchExecuteStatement`: some statements are dropped, and answers take their places in
+/// `Responses`: retryable errors (`PartialBatch`), a `ValidationError`
+/// (`StatementValidationError`), or an empty member, a `RETURNING ALL OLD *` miss
+/// (`StatementMiss`).
 pub(super) fn split_batch_statements(
     mut request: Object,
     rng: &mut fastrand::Rng,
+    fault: super::Fault,
 ) -> Option<Split> {
     let Some(Value::Array(statements)) = request.remove("Statements") else {
         return None;
@@ -127,7 +137,11 @@ pub(super) fn split_batch_statements(
         .iter()
         .map(|&w| {
             w.then(|| {
-                let (code, message) = STATEMENT_ERRORS[rng.usize(..STATEMENT_ERRORS.len())];
+                let (code, message) = match fault {
+                    super::Fault::StatementMiss => return json!({}),
+                    super::Fault::StatementValidationError => VALIDATION_ERROR,
+                    _ => STATEMENT_ERRORS[rng.usize(..STATEMENT_ERRORS.len())],
+                };
                 json!({ "Error": { "Code": code, "Message": message } })
             })
         })
@@ -216,8 +230,12 @@ mod tests {
         let Value::Object(request) = request else {
             unreachable!()
         };
-        let split =
-            split_batch_statements(request, &mut fastrand::Rng::with_seed(7)).expect("split");
+        let split = split_batch_statements(
+            request,
+            &mut fastrand::Rng::with_seed(7),
+            super::super::Fault::PartialBatch,
+        )
+        .expect("split");
         let kept: Vec<Value> = split
             .forward
             .as_ref()

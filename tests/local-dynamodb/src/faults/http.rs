@@ -114,7 +114,9 @@ async fn handle(
             let _applied = forward(&shared, &parts, body).await;
             Err(DropConnection)
         }
-        Fault::PartialBatch => Ok(partial_batch(&shared, &operation, &parts, body).await),
+        Fault::PartialBatch | Fault::StatementValidationError | Fault::StatementMiss => {
+            Ok(partial_batch(&shared, fault, &operation, &parts, body).await)
+        }
     }
 }
 
@@ -250,6 +252,7 @@ fn json_response(status: StatusCode, error_type: Option<&str>, body: &Value) -> 
 /// Executes part of a batch and reports the rest as not done.
 async fn partial_batch(
     shared: &Shared,
+    fault: Fault,
     operation: &str,
     parts: &hyper::http::request::Parts,
     body: Bytes,
@@ -260,12 +263,12 @@ async fn partial_batch(
     let mut rng = shared.fork_rng();
     let split = match operation {
         "BatchWriteItem" => split_batch_write(request, &mut rng),
-        _ => split_batch_statements(request, &mut rng),
+        _ => split_batch_statements(request, &mut rng, fault),
     };
     let Some(split) = split else {
         return forward(shared, parts, body).await; // nothing to split
     };
-    shared.count_injected(Fault::PartialBatch, split.withheld_count);
+    shared.count_injected(fault, split.withheld_count);
     let upstream = match split.forward {
         None => None,
         Some(request) => {
