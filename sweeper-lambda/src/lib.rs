@@ -26,7 +26,8 @@
 //! `SESSIONS_TABLE`, `SESSION_KEY_ATTRIBUTE` (`id`), `SESSION_EXPIRES_ATTRIBUTE`
 //! (`expires`), `SESSION_DATA_ATTRIBUTE` (`data`), `SESSION_KEY_PREFIX` (none),
 //! `SWEEP_TOTAL_SEGMENTS` (8), `SWEEP_GRACE_SECONDS` (15), `SWEEP_MAX_DELETES_PER_SECOND`
-//! (0, no cap), `SWEEP_PAGE_SIZE` (0, 1 MB pages), `SWEEP_DEADLINE_MARGIN_MS` (5000),
+//! (0, no cap), `SWEEP_PAGE_SIZE` (0, 1 MB pages), `SWEEP_DEADLINE_MARGIN_MS` (1000),
+//! `SWEEP_ATTEMPT_TIMEOUT_MS` (3000),
 //! `SWEEP_DRY_RUN` (false), `SWEEP_CHECKPOINT` (true), `SWEEP_METRICS_NAMESPACE`
 //! (`SessionSweeper`), and two tuning knobs outside the deployment contract:
 //! `SWEEP_DELETE_STRATEGY` (`partiql` or `delete-item`) and `SWEEP_SEGMENT_CONCURRENCY`
