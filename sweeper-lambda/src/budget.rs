@@ -2,7 +2,7 @@
 //!
 //! The handler derives the deadline from the Lambda context minus the safety margin; the
 //! command line has none unless asked (`--max-seconds`). The deadline is a hard bound: the
-//! engine keeps the checkpoint's reserve free before it ([`Budget::reserving`]) and stops
+//! engine keeps the checkpoint's reserve free before it (`Budget::reserving`) and stops
 //! starting work there, every attempt is cut at the deadline of the budget it runs under
 //! (see [`crate::retry`]), and no back-off or pacing wait is started that would end past
 //! it.

@@ -44,6 +44,12 @@ pub struct Args {
     /// Pacing, 0 = none (env SWEEP_MAX_DELETES_PER_SECOND; default 0)
     #[arg(long, value_name = "N")]
     pub max_deletes_per_second: Option<String>,
+    /// Read capacity units per second, 0 = no cap (env SWEEP_MAX_READ_UNITS_PER_SECOND; default 0)
+    #[arg(long, value_name = "N")]
+    pub max_read_units_per_second: Option<String>,
+    /// Read capacity units per run, then checkpoint (env SWEEP_MAX_READ_UNITS; default 0, none)
+    #[arg(long, value_name = "N")]
+    pub max_read_units: Option<String>,
     /// Scan Limit, 0 = 1 MB pages (env SWEEP_PAGE_SIZE; default 0)
     #[arg(long, value_name = "N")]
     pub page_size: Option<String>,
@@ -109,6 +115,16 @@ impl Args {
                 "SWEEP_MAX_DELETES_PER_SECOND",
                 "--max-deletes-per-second",
                 &self.max_deletes_per_second,
+            ),
+            (
+                "SWEEP_MAX_READ_UNITS_PER_SECOND",
+                "--max-read-units-per-second",
+                &self.max_read_units_per_second,
+            ),
+            (
+                "SWEEP_MAX_READ_UNITS",
+                "--max-read-units",
+                &self.max_read_units,
             ),
             ("SWEEP_PAGE_SIZE", "--page-size", &self.page_size),
             (
@@ -319,6 +335,8 @@ mod tests {
             segments: Some("1".into()),
             grace_seconds: Some("1".into()),
             max_deletes_per_second: Some("1".into()),
+            max_read_units_per_second: Some("1".into()),
+            max_read_units: Some("1".into()),
             page_size: Some("1".into()),
             dry_run: true,
             no_checkpoint: true,

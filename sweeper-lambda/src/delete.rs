@@ -23,7 +23,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BatchStatementRequest, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, BatchStatementRequest, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure,
 };
 use futures_util::{TryStreamExt, stream};
 
@@ -152,10 +153,14 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
                     .client
                     .batch_execute_statement()
                     .set_statements(Some(statements.clone()))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
             },
         )
         .await?;
+        for consumed in out.consumed_capacity() {
+            tally.wrote(Some(consumed));
+        }
         let responses = out.responses.unwrap_or_default();
         if responses.len() != pending.len() {
             return Err(Stop::Failed(protocol_error(format!(
@@ -238,11 +243,15 @@ async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
             .expression_attribute_names(EXPIRES, schema.expires_attribute())
             .expression_attribute_values(":cutoff", cutoff.clone())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
     })
     .await;
     match result {
-        Ok(_) => Tally::add(&tally.deleted, 1),
+        Ok(out) => {
+            tally.wrote(out.consumed_capacity());
+            Tally::add(&tally.deleted, 1);
+        }
         Err(Stop::Failed(err)) => match condition_failed_on(&err) {
             Some(true) => Tally::add(&tally.skipped_live, 1),
             Some(false) => Tally::add(&tally.already_gone, 1),

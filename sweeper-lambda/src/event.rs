@@ -4,7 +4,8 @@
 //!
 //! - EventBridge Scheduler's `Input` JSON, as is:
 //!   `{"total_segments": 16, "dry_run": true, "grace_seconds": 15,
-//!     "max_deletes_per_second": 500, "page_size": 100, "slice": {"start": 0, "end": 4}}`
+//!     "max_deletes_per_second": 500, "max_read_units_per_second": 200,
+//!     "max_read_units": 100000, "page_size": 100, "slice": {"start": 0, "end": 4}}`
 //! - the classic scheduled-event envelope, `{"source": "aws.events", "detail-type":
 //!   "Scheduled Event", "detail": {…same fields…}, …}`.
 //!
@@ -30,6 +31,10 @@ pub struct EventOverrides {
     pub grace_seconds: Option<u64>,
     /// `max_deletes_per_second` (0: no cap).
     pub max_deletes_per_second: Option<u32>,
+    /// `max_read_units_per_second` (0: no cap).
+    pub max_read_units_per_second: Option<u32>,
+    /// `max_read_units`, the run's read budget (0: none).
+    pub max_read_units: Option<u64>,
     /// `page_size` (0: DynamoDB's default).
     pub page_size: Option<u32>,
     /// `slice`: `{"start": s, "end": e}`.
@@ -126,6 +131,12 @@ impl EventOverrides {
         if let Some(cap) = self.max_deletes_per_second {
             config = config.with_max_deletes_per_second(cap);
         }
+        if let Some(cap) = self.max_read_units_per_second {
+            config = config.with_max_read_units_per_second(cap);
+        }
+        if let Some(budget) = self.max_read_units {
+            config = config.with_max_read_units(budget);
+        }
         if let Some(page_size) = self.page_size {
             config = config.with_page_size(page_size);
         }
@@ -164,9 +175,12 @@ mod tests {
     fn scheduler_input_is_read_as_is() {
         let o = EventOverrides::parse(&json!({
             "total_segments": 16, "dry_run": true, "grace_seconds": 30,
-            "max_deletes_per_second": 500, "page_size": 100, "slice": {"start": 0, "end": 4}
+            "max_deletes_per_second": 500, "page_size": 100, "slice": {"start": 0, "end": 4},
+            "max_read_units_per_second": 200, "max_read_units": 100000
         }))
         .unwrap();
+        assert_eq!(o.max_read_units_per_second, Some(200));
+        assert_eq!(o.max_read_units, Some(100_000));
         assert_eq!(o.total_segments, Some(16));
         assert_eq!(o.dry_run, Some(true));
         assert_eq!(o.grace_seconds, Some(30));
@@ -209,6 +223,11 @@ mod tests {
             (json!({"slice": {"start": 1, "end": 2, "step": 1}}), "slice"),
             (json!({"slice": [0, 4]}), "slice"),
             (json!({"page_size": -1}), "page_size"),
+            (
+                json!({"max_read_units_per_second": 1.5}),
+                "max_read_units_per_second",
+            ),
+            (json!({"max_read_units": "10"}), "max_read_units"),
             (
                 json!({"source": "aws.events", "detail": {"grace_seconds": 1.5}}),
                 "detail.grace_seconds",

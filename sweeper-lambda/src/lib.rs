@@ -57,6 +57,7 @@
 //! | [`report`] | data | [`SweepReport`] and its CloudWatch EMF line |
 //! | [`error`] | data | [`SweepError`] and its Lambda `errorType` |
 //! | [`config`] | data | [`SweepConfig`], [`RetryPolicy`]; reading the environment |
+//! | [`cost`] | model | what a sweep costs in capacity units, before running it |
 //! | [`testing`] | — | seams for tests (a hook between scan and delete); not API |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -66,6 +67,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod cost;
 pub mod delete;
 pub mod engine;
 pub mod error;

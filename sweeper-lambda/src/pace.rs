@@ -1,8 +1,11 @@
-//! The optional deletes-per-second cap, shared by every segment of a sweep.
+//! The optional caps, shared by every segment of a sweep: deletes per second, and read
+//! capacity units per second.
 //!
-//! A GCRA limiter from `governor`: requests wait for permits, never fail. The burst is
-//! one second's worth of deletes, so a 25-statement batch waits for 25 permits (in pieces
-//! when the cap is below 25 a second). A wait that would end past the budget's deadline
+//! A GCRA limiter from `governor`: requests wait for permits, never fail. For deletes the
+//! burst is one second's worth, so a 25-statement batch waits for 25 permits (in pieces
+//! when the cap is below 25 a second). For reads the engine pays for each scanned page's
+//! units, in half units, with a burst of a tenth of a second, so the measured rate stays
+//! close to the cap. A wait that would end past the budget's deadline
 //! is not started: the pacer says stop at once, leaving the time for the checkpoint.
 //!
 //! Time is governor's clock, so tests run on its `FakeRelativeClock` and wait by advancing
@@ -42,20 +45,35 @@ pub(crate) struct Pacer<C: PaceClock = MonotonicClock> {
 }
 
 impl Pacer {
-    /// At most `per_second` deletes a second; 0 for no cap.
+    /// At most `per_second` permits a second, a second's worth at once; 0 for no cap.
     pub(crate) fn new(per_second: u32) -> Self {
         Self::with_clock(per_second, MonotonicClock)
+    }
+
+    /// At most `per_second` permits a second, `burst` (at least 1) at once; 0 for no cap.
+    /// A small burst keeps the measured rate close to the cap over a short run.
+    pub(crate) fn with_burst(per_second: u32, burst: u32) -> Self {
+        Self::with_clock_and_burst(per_second, burst.max(1), MonotonicClock)
     }
 }
 
 impl<C: PaceClock + Clone> Pacer<C> {
     /// [`Pacer::new`] on `clock`.
     pub(crate) fn with_clock(per_second: u32, clock: C) -> Self {
-        let limiter = NonZeroU32::new(per_second)
-            .map(|rate| RateLimiter::direct_with_clock(Quota::per_second(rate), clock.clone()));
+        Self::with_clock_and_burst(per_second, per_second, clock)
+    }
+
+    /// [`Pacer::with_burst`] on `clock`.
+    pub(crate) fn with_clock_and_burst(per_second: u32, burst: u32, clock: C) -> Self {
+        let burst = burst.clamp(1, per_second.max(1));
+        let limiter = NonZeroU32::new(per_second).map(|rate| {
+            let quota = Quota::per_second(rate)
+                .allow_burst(NonZeroU32::new(burst).expect("the burst is at least 1"));
+            RateLimiter::direct_with_clock(quota, clock.clone())
+        });
         Self {
             limiter,
-            burst: per_second,
+            burst,
             clock,
         }
     }
@@ -120,6 +138,15 @@ mod tests {
         let pacer = Pacer::with_clock(10, clock.clone());
         assert!(pacer.acquire(25, &Budget::unlimited()).await);
         assert_eq!(elapsed(&clock), Duration::from_millis(1500));
+    }
+
+    #[tokio::test]
+    async fn a_small_burst_spreads_even_the_first_permits() {
+        // 100 a second, 10 at once: 100 permits take 0.9 s, not 0.
+        let clock = FakeRelativeClock::default();
+        let pacer = Pacer::with_clock_and_burst(100, 10, clock.clone());
+        assert!(pacer.acquire(100, &Budget::unlimited()).await);
+        assert_eq!(elapsed(&clock), Duration::from_millis(900));
     }
 
     #[tokio::test]

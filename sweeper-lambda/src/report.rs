@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
 /// The outcome of one sweep (one invocation, one slice).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct SweepReport {
     /// The table swept.
@@ -53,6 +53,12 @@ pub struct SweepReport {
     pub retries: u64,
     /// Scan pages processed.
     pub pages: u64,
+    /// Read capacity units consumed, as DynamoDB reported them: the scan (dry runs too)
+    /// and the checkpoint read. On an on-demand table, read request units.
+    pub read_units: f64,
+    /// Write capacity units consumed, as DynamoDB reported them: the deletes and the
+    /// checkpoint write.
+    pub write_units: f64,
     /// Segments of the slice finished (in this or an earlier, checkpointed invocation).
     pub segments_completed: u32,
     /// Segments that failed after retries.
@@ -78,7 +84,7 @@ fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// The metric names of the deployment contract, in the order they are emitted.
-pub const METRIC_NAMES: [&str; 11] = [
+pub const METRIC_NAMES: [&str; 13] = [
     "Scanned",
     "ExpiredFound",
     "Deleted",
@@ -90,6 +96,8 @@ pub const METRIC_NAMES: [&str; 11] = [
     "Incomplete",
     "DurationMs",
     "StatementErrors",
+    "ReadUnits",
+    "WriteUnits",
 ];
 
 impl SweepReport {
@@ -129,6 +137,8 @@ impl SweepReport {
             "Incomplete": u8::from(!self.complete),
             "DurationMs": u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
             "StatementErrors": self.statement_errors,
+            "ReadUnits": self.read_units,
+            "WriteUnits": self.write_units,
             "Slice": self.slice,
             "DryRun": self.dry_run,
             "Retries": self.retries,
@@ -169,6 +179,8 @@ mod tests {
             throttled_retries: 3,
             retries: 5,
             pages: 2,
+            read_units: 20.5,
+            write_units: 4.0,
             segments_completed: 7,
             segments_failed: 1,
             segments_remaining: 0,
@@ -200,8 +212,10 @@ mod tests {
         assert_eq!(directive["Metrics"][0]["Unit"], "Count");
         // Every metric has a numeric value beside it, and the dimension is set.
         for name in METRIC_NAMES {
-            assert!(v[name].is_u64(), "{name} missing");
+            assert!(v[name].is_number(), "{name} missing");
         }
+        assert_eq!(v["ReadUnits"], 20.5);
+        assert_eq!(v["WriteUnits"], 4.0);
         assert_eq!(v["TableName"], "sessions");
         assert_eq!(v["Deleted"], 4);
         assert_eq!(v["Incomplete"], 1);

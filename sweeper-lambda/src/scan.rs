@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use dynamo_session_store::ItemSchema;
 use dynamo_session_store::item::{EXPIRES, KEY, RESERVED_ID_PREFIX};
 
@@ -163,11 +163,13 @@ impl PageScan {
             .set_expression_attribute_values(Some(self.values.clone()))
             .set_limit(limit)
             .set_exclusive_start_key(cursor.cloned())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
     }
 
-    /// One page of `segment` from `cursor`, retried by `policy` within `budget`.
+    /// One page of `segment` from `cursor`, retried by `policy` within `budget`; the read
+    /// units it consumed are added to `tally`.
     pub(crate) async fn page(
         &self,
         client: &Client,
@@ -177,10 +179,12 @@ impl PageScan {
         budget: &Budget,
         tally: &Tally,
     ) -> Result<ScanOutput, Stop> {
-        send_with_retries("Scan", config.retry(), budget, tally, || {
+        let page = send_with_retries("Scan", config.retry(), budget, tally, || {
             self.send(client, config, segment, cursor)
         })
-        .await
+        .await?;
+        tally.read(page.consumed_capacity());
+        Ok(page)
     }
 }
 

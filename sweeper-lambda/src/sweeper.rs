@@ -82,6 +82,8 @@ impl Sweeper {
             skipped_live = report.skipped_live,
             malformed_skipped = report.malformed_skipped,
             throttled_retries = report.throttled_retries,
+            read_units = report.read_units,
+            write_units = report.write_units,
             segments_completed = report.segments_completed,
             segments_failed = report.segments_failed,
             duration_ms = report.duration.as_millis() as u64,

@@ -5,6 +5,8 @@
 //! reads it once, at the end, into the [`crate::SweepReport`].
 
 use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::ConsumedCapacity;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How many distinct problems a sweep reports in full; the counters count them all.
@@ -26,6 +28,10 @@ pub(crate) struct Tally {
     pub expires_far_future: AtomicU64,
     pub statement_errors: AtomicU64,
     pub checkpoint_discarded: AtomicU64,
+    /// Read capacity units consumed, in thousandths (DynamoDB reports fractions).
+    read_milli: AtomicU64,
+    /// Write capacity units consumed, in thousandths.
+    write_milli: AtomicU64,
     notes: Mutex<Vec<String>>,
 }
 
@@ -36,6 +42,29 @@ impl Tally {
 
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Adds what a call reported it consumed (`ReturnConsumedCapacity: TOTAL`), as read
+    /// units.
+    pub(crate) fn read(&self, consumed: Option<&ConsumedCapacity>) -> f64 {
+        let units = capacity_units(consumed);
+        Self::add(&self.read_milli, to_milli(units));
+        units
+    }
+
+    /// Adds what a call reported it consumed, as write units.
+    pub(crate) fn wrote(&self, consumed: Option<&ConsumedCapacity>) {
+        Self::add(&self.write_milli, to_milli(capacity_units(consumed)));
+    }
+
+    /// Read units consumed so far.
+    pub(crate) fn read_units(&self) -> f64 {
+        Self::get(&self.read_milli) as f64 / 1000.0
+    }
+
+    /// Write units consumed so far.
+    pub(crate) fn write_units(&self) -> f64 {
+        Self::get(&self.write_milli) as f64 / 1000.0
     }
 
     /// Keeps a problem to report (the first [`MAX_NOTES`] distinct ones).
@@ -57,5 +86,38 @@ impl Tally {
         if throttled {
             Self::add(&self.throttled_retries, 1);
         }
+    }
+}
+
+/// The units a `ConsumedCapacity` reports: its total, 0 when the server sent none.
+fn capacity_units(consumed: Option<&ConsumedCapacity>) -> f64 {
+    consumed
+        .and_then(ConsumedCapacity::capacity_units)
+        .filter(|u| u.is_finite() && *u > 0.0)
+        .unwrap_or(0.0)
+}
+
+fn to_milli(units: f64) -> u64 {
+    (units * 1000.0).round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_is_summed_exactly_in_halves() {
+        let tally = Tally::default();
+        let half = ConsumedCapacity::builder().capacity_units(0.5).build();
+        for _ in 0..3 {
+            assert_eq!(tally.read(Some(&half)), 0.5);
+        }
+        let twenty = ConsumedCapacity::builder().capacity_units(20.0).build();
+        tally.wrote(Some(&twenty));
+        tally.wrote(None);
+        let nonsense = ConsumedCapacity::builder().capacity_units(f64::NAN).build();
+        assert_eq!(tally.read(Some(&nonsense)), 0.0);
+        assert_eq!(tally.read_units(), 1.5);
+        assert_eq!(tally.write_units(), 20.0);
     }
 }

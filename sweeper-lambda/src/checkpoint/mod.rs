@@ -1,6 +1,6 @@
 //! Resume cursors: where each segment of a slice stopped, kept in one reserved item.
 //!
-//! The item's key is [`ItemSchema::checkpoint_key`] of the slice label (e.g.
+//! The item's key is [`dynamo_session_store::ItemSchema::checkpoint_key`] of the slice label (e.g.
 //! `!sweeper-checkpoint/0-8of8`), which no session id may take, so the store never sees it;
 //! it has no expiry attribute, so neither native TTL nor the sweep's conditional deletes
 //! ever remove it. Its attributes:
@@ -26,7 +26,7 @@ mod item;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
@@ -101,9 +101,11 @@ pub(crate) async fn load(
                 AttributeValue::S(key.clone()),
             )
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
     })
     .await?;
+    tally.read(out.consumed_capacity());
     let Some(item) = out.item else {
         return Ok(None);
     };
@@ -146,15 +148,17 @@ pub(crate) async fn save(
 ) -> Result<(), Stop> {
     let key = config.schema().checkpoint_key(&config.slice_label());
     let item = checkpoint.to_item(config.schema(), key, updated);
-    send_with_retries("PutItem", config.retry(), budget, tally, || {
+    let out = send_with_retries("PutItem", config.retry(), budget, tally, || {
         client
             .put_item()
             .table_name(config.table())
             .set_item(Some(item.clone()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
     })
-    .await
-    .map(drop)
+    .await?;
+    tally.wrote(out.consumed_capacity());
+    Ok(())
 }
 
 /// Deletes the checkpoint of `config`'s slice, within `budget`.
@@ -165,7 +169,7 @@ pub(crate) async fn clear(
     tally: &Tally,
 ) -> Result<(), Stop> {
     let key = config.schema().checkpoint_key(&config.slice_label());
-    send_with_retries("DeleteItem", config.retry(), budget, tally, || {
+    let out = send_with_retries("DeleteItem", config.retry(), budget, tally, || {
         client
             .delete_item()
             .table_name(config.table())
@@ -173,10 +177,12 @@ pub(crate) async fn clear(
                 config.schema().key_attribute(),
                 AttributeValue::S(key.clone()),
             )
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
     })
-    .await
-    .map(drop)
+    .await?;
+    tally.wrote(out.consumed_capacity());
+    Ok(())
 }
 
 #[cfg(test)]

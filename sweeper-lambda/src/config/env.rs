@@ -58,6 +58,13 @@ impl SweepConfig {
         if let Some(v) = get("SWEEP_MAX_DELETES_PER_SECOND") {
             config.max_deletes_per_second = parse_number(&v, &var("SWEEP_MAX_DELETES_PER_SECOND"))?;
         }
+        if let Some(v) = get("SWEEP_MAX_READ_UNITS_PER_SECOND") {
+            config.max_read_units_per_second =
+                parse_number(&v, &var("SWEEP_MAX_READ_UNITS_PER_SECOND"))?;
+        }
+        if let Some(v) = get("SWEEP_MAX_READ_UNITS") {
+            config.max_read_units = parse_number(&v, &var("SWEEP_MAX_READ_UNITS"))?;
+        }
         if let Some(v) = get("SWEEP_PAGE_SIZE") {
             config.page_size = parse_number(&v, &var("SWEEP_PAGE_SIZE"))?;
         }
@@ -190,8 +197,12 @@ mod tests {
             ("SWEEP_METRICS_NAMESPACE", "Ns"),
             ("SWEEP_DELETE_STRATEGY", "delete-item"),
             ("SWEEP_ATTEMPT_TIMEOUT_MS", "750"),
+            ("SWEEP_MAX_READ_UNITS_PER_SECOND", "40"),
+            ("SWEEP_MAX_READ_UNITS", "5000"),
         ])
         .unwrap();
+        assert_eq!(config.max_read_units_per_second(), 40);
+        assert_eq!(config.max_read_units(), 5000);
         assert_eq!(config.retry().attempt_timeout(), Duration::from_millis(750));
         assert_eq!(config.schema().key_attribute(), "pk");
         assert_eq!(config.schema().expires_attribute(), "ttl");
@@ -223,6 +234,15 @@ mod tests {
         assert!(err.to_string().contains("must differ"), "{err}");
         let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_DEADLINE_MARGIN_MS", "50")]).unwrap_err();
         assert!(err.field().contains("SWEEP_DEADLINE_MARGIN_MS"), "{err}");
+        for (var, bad) in [
+            ("SWEEP_MAX_READ_UNITS_PER_SECOND", "-5"),
+            ("SWEEP_MAX_READ_UNITS_PER_SECOND", "2.5"),
+            ("SWEEP_MAX_READ_UNITS", "lots"),
+            ("SWEEP_MAX_READ_UNITS", "99999999999999999999999"),
+        ] {
+            let err = from(&[("SESSIONS_TABLE", "t"), (var, bad)]).unwrap_err();
+            assert!(err.field().contains(var), "{var}={bad}: {err}");
+        }
         let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_ATTEMPT_TIMEOUT_MS", "0")]).unwrap_err();
         assert!(err.field().contains("SWEEP_ATTEMPT_TIMEOUT_MS"), "{err}");
     }

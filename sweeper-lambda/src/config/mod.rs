@@ -143,6 +143,8 @@ pub struct SweepConfig {
     slice: Option<Slice>,
     grace: Duration,
     max_deletes_per_second: u32,
+    max_read_units_per_second: u32,
+    max_read_units: u64,
     page_size: u32,
     deadline_margin: Duration,
     dry_run: bool,
@@ -156,7 +158,7 @@ pub struct SweepConfig {
 
 impl SweepConfig {
     /// A sweep of `table` with the defaults: the default [`ItemSchema`], 8 segments, the
-    /// whole table, 15 s grace, no rate cap, DynamoDB's default page size, a 5 s deadline
+    /// whole table, 15 s grace, no delete-rate, read-rate or read-budget cap, DynamoDB's default page size, a 5 s deadline
     /// margin, deleting for real, checkpoints on, namespace `SessionSweeper`, PartiQL batch
     /// deletes, up to 16 segments at a time, 4 delete requests in flight per segment, and
     /// [`RetryPolicy::default`].
@@ -168,6 +170,8 @@ impl SweepConfig {
             slice: None,
             grace: DEFAULT_GRACE,
             max_deletes_per_second: 0,
+            max_read_units_per_second: 0,
+            max_read_units: 0,
             page_size: 0,
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
             dry_run: false,
@@ -208,6 +212,23 @@ impl SweepConfig {
     /// Caps deletes per second across all segments, 0 for no cap (default 0).
     pub fn with_max_deletes_per_second(mut self, cap: u32) -> Self {
         self.max_deletes_per_second = cap;
+        self
+    }
+
+    /// Caps the read capacity units the scan consumes per second, across all segments, 0
+    /// for no cap (default 0): each page's units, as DynamoDB reports them, are paid for
+    /// before the segment scans on, so the sweep leaves the rest of the table's read
+    /// capacity to the application.
+    pub fn with_max_read_units_per_second(mut self, cap: u32) -> Self {
+        self.max_read_units_per_second = cap;
+        self
+    }
+
+    /// Stops a run once its scan has consumed this many read capacity units, 0 for no
+    /// budget (default 0): it saves its checkpoint, and the next run resumes there. Pages
+    /// in flight finish, so a run may pass its budget by about a page per segment.
+    pub fn with_max_read_units(mut self, budget: u64) -> Self {
+        self.max_read_units = budget;
         self
     }
 
@@ -372,6 +393,16 @@ impl SweepConfig {
     /// The deletes-per-second cap, 0 for none.
     pub fn max_deletes_per_second(&self) -> u32 {
         self.max_deletes_per_second
+    }
+
+    /// The read-units-per-second cap, 0 for none.
+    pub fn max_read_units_per_second(&self) -> u32 {
+        self.max_read_units_per_second
+    }
+
+    /// The per-run read-unit budget, 0 for none.
+    pub fn max_read_units(&self) -> u64 {
+        self.max_read_units
     }
 
     /// The Scan `Limit`, 0 for DynamoDB's default.

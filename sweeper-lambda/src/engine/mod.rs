@@ -152,6 +152,8 @@ pub(crate) async fn sweep_with_hook(
         throttled_retries: Tally::get(&t.throttled_retries),
         retries: Tally::get(&t.retries),
         pages: Tally::get(&t.pages),
+        read_units: t.read_units(),
+        write_units: t.write_units(),
         segments_completed: completed,
         segments_failed: settled.failed,
         segments_remaining: slice.len() - completed - settled.failed,

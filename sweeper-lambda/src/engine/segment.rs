@@ -17,7 +17,7 @@ pub(super) async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Curs
     loop {
         let page = match prefetched.take() {
             Some(page) => page,
-            None if !run.budget.try_start_page() => return SegmentEnd::Stopped(cursor),
+            None if !run.try_start_page() => return SegmentEnd::Stopped(cursor),
             None => match scan_page(run, segment, cursor.as_ref()).await {
                 Ok(page) => page,
                 Err(Stop::Deadline) => return SegmentEnd::Stopped(cursor),
@@ -48,7 +48,7 @@ pub(super) async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Curs
         };
         let fetch = async {
             match &next {
-                Some(next) if run.budget.try_start_page() => {
+                Some(next) if run.try_start_page() => {
                     Some(scan_page(run, segment, Some(next)).await)
                 }
                 _ => None,
@@ -73,9 +73,11 @@ pub(super) async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Curs
     }
 }
 
-/// One page of `segment` from `cursor`, with retries.
+/// One page of `segment` from `cursor`, with retries, its read units paid for under the
+/// read cap.
 async fn scan_page(run: &Run, segment: u32, cursor: Option<&Cursor>) -> Result<ScanOutput, Stop> {
-    run.scan
+    let page = run
+        .scan
         .page(
             &run.client,
             &run.config,
@@ -84,5 +86,11 @@ async fn scan_page(run: &Run, segment: u32, cursor: Option<&Cursor>) -> Result<S
             &run.budget,
             &run.tally,
         )
-        .await
+        .await?;
+    let units = page
+        .consumed_capacity()
+        .and_then(|c| c.capacity_units())
+        .unwrap_or(0.0);
+    run.pay_for_reads(units).await;
+    Ok(page)
 }

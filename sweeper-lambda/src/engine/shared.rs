@@ -15,6 +15,7 @@ use super::settle::SegmentEnd;
 use crate::budget::Budget;
 use crate::config::SweepConfig;
 use crate::delete::Deleter;
+use crate::pace::Pacer;
 use crate::scan::{Cursor, PageScan};
 use crate::tally::Tally;
 
@@ -27,6 +28,8 @@ pub(super) struct Run {
     pub(super) tally: Tally,
     pub(super) scan: PageScan,
     pub(super) deleter: Deleter,
+    /// The read-units-per-second cap, in half units (DynamoDB's smallest read).
+    pub(super) read_pacer: Pacer,
     pub(super) hook: Arc<dyn PageHook>,
     queue: Mutex<VecDeque<(u32, Option<Cursor>)>>,
     ends: Mutex<Vec<(u32, SegmentEnd)>>,
@@ -52,10 +55,30 @@ impl Run {
             tally,
             scan: PageScan::new(config.schema(), cutoff),
             deleter: Deleter::new(client.clone(), config, cutoff),
+            read_pacer: Pacer::with_burst(
+                config.max_read_units_per_second().saturating_mul(2),
+                config.max_read_units_per_second().saturating_mul(2) / 10,
+            ),
             hook,
             queue: Mutex::new(queue),
             ends: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Claims the next page: `false` once the deadline, the page budget or the run's read
+    /// budget is spent.
+    pub(super) fn try_start_page(&self) -> bool {
+        let budget = self.config.max_read_units();
+        let reads_left = budget == 0 || self.tally.read_units() < budget as f64;
+        reads_left && self.budget.try_start_page()
+    }
+
+    /// Pays for `read_units` under the read cap, before the segment scans on.
+    pub(super) async fn pay_for_reads(&self, read_units: f64) {
+        let halves = (read_units * 2.0).ceil() as usize;
+        // A wait that would end past the deadline is not started; the next page is not
+        // started either then.
+        let _ = self.read_pacer.acquire(halves, &self.budget).await;
     }
 
     /// The next segment to sweep and where it resumes, if any is left.
