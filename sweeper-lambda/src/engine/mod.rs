@@ -84,6 +84,12 @@ pub(crate) async fn sweep_with_hook(
     } else {
         budget
     };
+    if budget.expired() {
+        tracing::warn!(
+            reserve_ms = config.min_run_time().as_millis() as u64,
+            "no time left for work before the deadline, less the checkpoint's reserve"
+        );
+    }
     let previous = if use_checkpoint {
         match checkpoint::load(client, config, &budget, &tally).await {
             Ok(previous) => previous,

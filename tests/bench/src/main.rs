@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Scenarios: `store` (1), `amplification` (2), `sweep` (3), `scaling` (4), `lambda` (5),
-//! `all` (default). `--quick` runs small sizes to check the harness still works (CI); it
+//! `cost` (6), `all` (default). `--quick` runs small sizes to check the harness still works (CI); it
 //! proves nothing about speed, and missed targets do not fail it. `--large` adds the
 //! 1,000,000-item run to `sweep` (it takes minutes). The server is the embedded dynoxide on
 //! 127.0.0.1:0, in this process, unless `DYNAMODB_ENDPOINT` is set. Outside quick mode,
@@ -21,6 +21,7 @@
 //! | `sweep` | 3: sweeper deletes/s vs raw `BatchWriteItem` and naive loops; peak RSS |
 //! | `scaling` | 4: sweeper deletes/s with 1 to 16 segments, server vs client CPU |
 //! | `lambda` | 5: `bootstrap.zip` size; cold start against a fake Runtime API |
+//! | `cost` | 6: read and write units of one sweep vs the cost model |
 //! | `data` | the sweeper scenarios' tables: bulk loads, reloads, counts |
 //! | `baselines` | raw `BatchWriteItem` deletes; the naive Scan + `DeleteItem` loop |
 //! | `child` | the sweeper process: build/locate it, peak RSS and CPU from `/proc` |
@@ -31,6 +32,7 @@
 mod amplification;
 mod baselines;
 mod child;
+mod cost;
 mod data;
 mod lambda;
 mod report;
@@ -55,7 +57,14 @@ struct Opts {
     json: Option<PathBuf>,
 }
 
-const SCENARIOS: &[&str] = &["store", "amplification", "sweep", "scaling", "lambda"];
+const SCENARIOS: &[&str] = &[
+    "store",
+    "amplification",
+    "sweep",
+    "scaling",
+    "lambda",
+    "cost",
+];
 
 fn parse_args() -> Result<Opts, String> {
     let mut opts = Opts {
@@ -116,6 +125,7 @@ async fn main() -> ExitCode {
             "sweep" => sweep::run(&mut report, opts.quick, opts.large).await,
             "scaling" => scaling::run(&mut report, opts.quick).await,
             "lambda" => lambda::run(&mut report, opts.quick).await,
+            "cost" => cost::run(&mut report, opts.quick).await,
             _ => unreachable!("validated in parse_args"),
         }
     }

@@ -1,4 +1,6 @@
-//! The demo: an axum app whose sessions live in DynamoDB, counting visits per session.
+//! The demo: the whole system in one process. An axum app whose sessions live in
+//! DynamoDB, counting visits per session, and the sweep engine deleting expired sessions
+//! from the same table every few seconds, as the scheduled Lambda would.
 //!
 //! ```text
 //! cargo run --example demo                  # serve on http://127.0.0.1:3000 until Ctrl-C
@@ -10,6 +12,14 @@
 //! (read back with a raw `GetItem`): the session id (shortened), the visit count, the
 //! expiry in epoch seconds, and what the store's write throttling did.
 //!
+//! Sessions expire after 60 s without a request. Every 5 s the sweep engine
+//! (`sweeper_lambda::sweep`) runs against the same table and prints its report line:
+//! scanned, deleted, read and write units. Open the page, wait a minute and a few
+//! seconds, and watch your session expire and get swept; the next visit starts a new one.
+//!
+//! The demo lives in the integration-test crate because it depends on both the store and
+//! the sweep engine, and the store library must not depend on the sweeper.
+//!
 //! Environment:
 //!
 //! | variable | effect |
@@ -19,7 +29,7 @@
 //! | `AWS_ENDPOINT_URL_DYNAMODB` or `DEMO_USE_AWS=1` | the standard AWS configuration chain (region, credentials, endpoint) |
 //! | `SESSIONS_TABLE` | table name (default `sessions-demo`), created if missing |
 //! | `PORT` | port on 127.0.0.1 (default 3000; any free port if that one is busy) |
-//! | `DEMO_SELF_TEST=1` | same as `--self-test` |
+//! | `DEMO_SELF_TEST=1` | same as `--self-test`: also plants a session that expired two minutes ago, and checks that a sweep deletes it and keeps the live one |
 
 use std::env;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,19 +40,29 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, Response};
 use axum::routing::get;
+use std::time::Duration;
+
+use dynamo_session_store::aws_sdk_dynamodb::Client;
 use dynamo_session_store::clock::{Clock, SystemClock};
 use dynamo_session_store::error::redact;
 use dynamo_session_store::item::StoredItem;
 use dynamo_session_store::{DynamoStore, TableCreated};
 use local_dynamodb::LocalDynamo;
+use sweeper_lambda::{Budget, SweepConfig, SweepReport, sweep};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Sessions expire after 30 minutes without a request (rolling expiry).
-const INACTIVITY: time::Duration = time::Duration::minutes(30);
+/// Sessions expire after 60 seconds without a request (rolling expiry), short enough to
+/// watch one expire and get swept.
+const INACTIVITY: time::Duration = time::Duration::seconds(60);
+/// How often the in-process sweep runs (the deployed schedule is every 5 minutes).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// The sweep's grace: sessions expired for longer than this are deleted.
+const GRACE: Duration = Duration::from_secs(2);
 /// The session cookie's name (tower-sessions' default).
 const COOKIE: &str = "id";
 
@@ -68,7 +88,7 @@ async fn run() -> Result<(), BoxError> {
         || env::var("DEMO_SELF_TEST").is_ok_and(|v| v == "1");
 
     let table = env::var("SESSIONS_TABLE").unwrap_or_else(|_| "sessions-demo".into());
-    let store = connect(&table).await?;
+    let (store, sweeper_client) = connect(&table).await?;
     match store.create_table().await? {
         TableCreated::Created => println!("table:    {table} (created, TTL on `expires`)"),
         _ => println!("table:    {table} (already there)"),
@@ -76,6 +96,7 @@ async fn run() -> Result<(), BoxError> {
 
     // Rolling expiry: every request pushes the expiry to now + 30 min. The store keeps this
     // cheap: unchanged data costs a write at most once per `touch_after` (10 s).
+    let sweeps = start_sweeping(sweeper_client, &table);
     let sessions = SessionManagerLayer::new(store.clone())
         .with_expiry(Expiry::OnInactivity(INACTIVITY))
         .with_always_save(true)
@@ -87,7 +108,7 @@ async fn run() -> Result<(), BoxError> {
         .route("/logout", get(logout))
         .layer(sessions)
         // Outside the session layer, so it sees the table after the session was saved.
-        .layer(middleware::from_fn_with_state(store, report));
+        .layer(middleware::from_fn_with_state(store.clone(), report));
 
     let listener = bind().await?;
     let addr = listener.local_addr()?;
@@ -95,7 +116,8 @@ async fn run() -> Result<(), BoxError> {
 
     if self_test {
         tokio::spawn(async move { axum::serve(listener, app).await });
-        self_test_requests(addr).await?;
+        let live = self_test_requests(addr).await?;
+        self_test_sweep(&store, &live, sweeps).await?;
         println!("self-test: passed");
         return Ok(());
     }
@@ -104,8 +126,9 @@ async fn run() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// The store: on AWS when the environment says so, else on the local endpoint.
-async fn connect(table: &str) -> Result<DynamoStore, BoxError> {
+/// The store, and the sweeper's client (the Lambda's: SDK retries off, the engine
+/// retries itself): on AWS when the environment says so, else on the local endpoint.
+async fn connect(table: &str) -> Result<(DynamoStore, Client), BoxError> {
     let use_aws = env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_some()
         || env::var("DEMO_USE_AWS").is_ok_and(|v| v == "1");
     if use_aws {
@@ -115,7 +138,7 @@ async fn connect(table: &str) -> Result<DynamoStore, BoxError> {
             "dynamodb: the standard AWS configuration chain (region {})",
             region.as_deref().unwrap_or("not set")
         );
-        return Ok(store);
+        return Ok((store, sweeper_lambda::client::dynamodb_client(None).await));
     }
     let local = LocalDynamo::start()?;
     match local.endpoint() {
@@ -125,7 +148,55 @@ async fn connect(table: &str) -> Result<DynamoStore, BoxError> {
         Some(url) => println!("dynamodb: {url} (DYNAMODB_ENDPOINT)"),
         None => println!("dynamodb: AWS (DYNAMODB_ENDPOINT=aws)"),
     }
-    Ok(DynamoStore::new(local.client().await, table))
+    let sweeper = sweeper_lambda::client::dynamodb_client(local.endpoint()).await;
+    Ok((DynamoStore::new(local.client().await, table), sweeper))
+}
+
+// ---- the sweeper, in process -------------------------------------------------------------
+
+/// Runs the sweep engine on `table` every [`SWEEP_EVERY`], printing each report line;
+/// every report is also sent on the returned channel (for the self-test).
+fn start_sweeping(client: Client, table: &str) -> mpsc::UnboundedReceiver<SweepReport> {
+    let config = SweepConfig::new(table)
+        .with_total_segments(2)
+        .with_grace(GRACE)
+        .with_metrics_namespace("SessionSweeperDemo");
+    println!(
+        "sweeper:  every {} s, in this process: deletes sessions expired for over {} s",
+        SWEEP_EVERY.as_secs(),
+        GRACE.as_secs()
+    );
+    let (reports, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match sweep(&client, &config, &SystemClock, Budget::unlimited()).await {
+                Ok(report) => {
+                    println!("{}", sweep_line(&report));
+                    let _ = reports.send(report);
+                }
+                Err(e) => println!("sweep    failed: {e}"),
+            }
+        }
+    });
+    received
+}
+
+/// One sweep's report as a line of the demo's output.
+fn sweep_line(report: &SweepReport) -> String {
+    format!(
+        "sweep    scanned {}, deleted {} expired ({} skipped live, {} already gone), \
+         {} read units, {} write units, {} ms",
+        report.scanned,
+        report.deleted,
+        report.skipped_live,
+        report.already_gone,
+        report.read_units,
+        report.write_units,
+        report.duration.as_millis()
+    )
 }
 
 /// 127.0.0.1 on `PORT` (default 3000), or any free port if that one is taken.
@@ -294,8 +365,9 @@ fn cookie_value(header: &str) -> Option<&str> {
 
 // ---- self-test: a tiny HTTP client with a one-cookie jar -----------------------------
 
-/// Visits the demo like a browser would and checks what it answers.
-async fn self_test_requests(addr: SocketAddr) -> Result<(), BoxError> {
+/// Visits the demo like a browser would and checks what it answers; the session id in the
+/// jar at the end (a live session).
+async fn self_test_requests(addr: SocketAddr) -> Result<String, BoxError> {
     println!("\nself-test: requests with a cookie jar (server lines first, then the client's)");
     let mut jar: Option<String> = None;
     let steps = [
@@ -320,7 +392,63 @@ async fn self_test_requests(addr: SocketAddr) -> Result<(), BoxError> {
             .into());
         }
     }
-    Ok(())
+    jar.ok_or_else(|| "self-test: no session cookie at the end".into())
+}
+
+/// Plants a session that expired two minutes ago (an abandoned one), waits for a sweep
+/// that deletes it, and checks the live session `live` is still there.
+async fn self_test_sweep(
+    store: &DynamoStore,
+    live: &str,
+    mut sweeps: mpsc::UnboundedReceiver<SweepReport>,
+) -> Result<(), BoxError> {
+    let abandoned = "self-test-abandoned-session";
+    let expired_at = SystemClock.now() - time::Duration::minutes(2);
+    store
+        .put(
+            abandoned,
+            &serde_json::json!({"visits": 7}),
+            Some(expired_at),
+        )
+        .await?;
+    println!("\nself-test: planted a session that expired 2 minutes ago; waiting for a sweep");
+    let deadline = tokio::time::Instant::now() + 3 * SWEEP_EVERY;
+    loop {
+        let report = tokio::time::timeout_at(deadline, sweeps.recv())
+            .await
+            .map_err(|_| "self-test: no sweep deleted the expired session in time")?
+            .ok_or("self-test: the sweeper stopped")?;
+        if report.deleted == 0 {
+            continue;
+        }
+        let gone = stored(store, abandoned).await.is_none()
+            && store
+                .client()
+                .get_item()
+                .table_name(store.table_name())
+                .key(
+                    store.schema().key_attribute(),
+                    dynamo_session_store::aws_sdk_dynamodb::types::AttributeValue::S(
+                        store.schema().key_for(abandoned)?,
+                    ),
+                )
+                .consistent_read(true)
+                .send()
+                .await?
+                .item
+                .is_none();
+        let kept = stored(store, live).await.is_some();
+        println!(
+            "self-test: the sweep deleted {} (the expired session {}), the live session {}",
+            report.deleted,
+            if gone { "is gone" } else { "is STILL THERE" },
+            if kept { "is kept" } else { "is GONE" }
+        );
+        if !gone || !kept || report.deleted != 1 {
+            return Err(format!("self-test: the sweep got it wrong: {report:?}").into());
+        }
+        return Ok(());
+    }
 }
 
 /// One HTTP/1.1 GET: (status, session cookie value if the response sets one, body).
