@@ -1,4 +1,5 @@
-//! The store's one error type, by cause, and its single mapping into tower-sessions.
+//! The store's one error type, by cause. Its mapping into tower-sessions' error, one
+//! `From` impl per supported tower-sessions version, is in `session_store.rs`.
 
 use std::error::Error as StdError;
 
@@ -184,17 +185,6 @@ pub fn is_throttling_code(code: &str) -> bool {
             | "Throttling"
             | "RequestLimitExceeded"
     )
-}
-
-impl From<Error> for tower_sessions_core::session_store::Error {
-    fn from(err: Error) -> Self {
-        use tower_sessions_core::session_store::Error as TsError;
-        match err {
-            Error::Encode(_) | Error::TooLarge { .. } => TsError::Encode(err.to_string()),
-            Error::Decode { .. } => TsError::Decode(err.to_string()),
-            _ => TsError::Backend(err.to_string()),
-        }
-    }
 }
 
 /// Shortens a session id for logs: never log a whole id, which is a bearer credential.

@@ -72,11 +72,13 @@
 //! | [`clock`] | injected time |
 //! | [`error`] | the error type and its mapping into tower-sessions |
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod error;
 pub mod item;
+#[cfg(any(feature = "tower-sessions", feature = "tower-sessions-014"))]
 mod session_store;
 pub mod store;
 pub mod table;
@@ -88,4 +90,9 @@ pub use error::Error;
 pub use item::ItemSchema;
 pub use store::{DynamoStore, Loaded, WriteOutcome};
 pub use table::TableCreated;
+/// The tower-sessions-core 0.15 this store implements `SessionStore` of.
+#[cfg(feature = "tower-sessions")]
 pub use tower_sessions_core;
+/// The tower-sessions-core 0.14 this store implements `SessionStore` of.
+#[cfg(feature = "tower-sessions-014")]
+pub use tower_sessions_core_014;

@@ -30,9 +30,6 @@ pub const DEFAULT_THROTTLE_CAPACITY: usize = 10_000;
 pub const DEFAULT_ATTEMPT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 /// Default timeout of a whole operation (all retries), applied when the client sets none.
 pub const DEFAULT_OPERATION_TIMEOUT: StdDuration = StdDuration::from_secs(15);
-/// How many fresh ids [`SessionStore::create`](tower_sessions_core::SessionStore::create)
-/// tries before giving up.
-pub(crate) const MAX_CREATE_ATTEMPTS: u32 = 8;
 
 /// A session store backed by one DynamoDB table.
 ///
@@ -139,6 +136,7 @@ impl DynamoStore {
     /// A store on `table` with a client built from the standard AWS configuration chain
     /// (environment, profile, container or instance credentials; `AWS_REGION`;
     /// `AWS_ENDPOINT_URL_DYNAMODB` or `AWS_ENDPOINT_URL` for a local endpoint).
+    #[cfg(feature = "from-env")]
     pub async fn from_env(table: impl Into<String>) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Self::new(Client::new(&config), table)

@@ -47,10 +47,10 @@ use dynamo_session_store::clock::{Clock, SystemClock};
 use dynamo_session_store::error::redact;
 use dynamo_session_store::item::StoredItem;
 use dynamo_session_store::{DynamoStore, TableCreated};
+use integration_tests::http;
 use local_dynamodb::LocalDynamo;
 use sweeper_lambda::{Budget, SweepConfig, SweepReport, sweep};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
@@ -358,12 +358,10 @@ fn visit_count(item: &StoredItem) -> u64 {
 
 /// The session id in a `Cookie` or `Set-Cookie` header value, if it holds one.
 fn cookie_value(header: &str) -> Option<&str> {
-    header
-        .split(';')
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+    integration_tests::cookie_value(header, COOKIE)
 }
 
-// ---- self-test: a tiny HTTP client with a one-cookie jar -----------------------------
+// ---- self-test: requests with a one-cookie jar ---------------------------------------
 
 /// Visits the demo like a browser would and checks what it answers; the session id in the
 /// jar at the end (a live session).
@@ -379,8 +377,9 @@ async fn self_test_requests(addr: SocketAddr) -> Result<String, BoxError> {
         ("/", "Visits in this session: 1"),
     ];
     for (path, expected) in steps {
-        let (status, set_cookie, body) = http_get(addr, path, jar.as_deref()).await?;
-        if let Some(value) = set_cookie {
+        let answer = http(addr, ("GET", path), (COOKIE, jar.as_deref()), None).await;
+        let (status, body) = (answer.status, answer.body);
+        if let Some(value) = answer.set_cookie {
             jar = (!value.is_empty()).then_some(value);
         }
         let first_line = body.lines().next().unwrap_or_default();
@@ -449,32 +448,4 @@ async fn self_test_sweep(
         }
         return Ok(());
     }
-}
-
-/// One HTTP/1.1 GET: (status, session cookie value if the response sets one, body).
-async fn http_get(
-    addr: SocketAddr,
-    path: &str,
-    session: Option<&str>,
-) -> Result<(u16, Option<String>, String), BoxError> {
-    let mut stream = TcpStream::connect(addr).await?;
-    let cookie = session.map_or_else(String::new, |id| format!("Cookie: {COOKIE}={id}\r\n"));
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-
-    let (head, body) = response.split_once("\r\n\r\n").ok_or("no end of headers")?;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .ok_or("no status line")?;
-    let set_cookie = lines
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, value)| cookie_value(value).map(str::to_owned));
-    Ok((status, set_cookie, body.to_owned()))
 }

@@ -316,6 +316,72 @@ impl Drop for TestTable {
     }
 }
 
+/// An HTTP/1.1 answer, as [`http`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The value of the `Set-Cookie` for `cookie`, if the answer sets it (empty when it
+    /// removes the cookie).
+    pub set_cookie: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+/// One HTTP/1.1 request over a real TCP connection to `addr`: `method path`, with the
+/// cookie `cookie=value` when `value` is given, and `form` as a URL-encoded body. A
+/// browser's view of an app, for the demo's self-test and the HTTP tests.
+///
+/// # Panics
+/// When the connection fails or the answer is not HTTP.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    (method, path): (&str, &str),
+    (cookie, value): (&str, Option<&str>),
+    form: Option<&str>,
+) -> HttpAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let cookie_header = value.map_or_else(String::new, |v| format!("Cookie: {cookie}={v}\r\n"));
+    let body = form.unwrap_or("");
+    let content = if form.is_some() {
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+    } else {
+        ""
+    };
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie_header}{content}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("end of headers");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let set_cookie = lines
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .find_map(|(_, v)| cookie_value(v, cookie).map(str::to_owned));
+    HttpAnswer {
+        status,
+        set_cookie,
+        body: body.to_owned(),
+    }
+}
+
+/// The value of the cookie `name` in a `Cookie` or `Set-Cookie` header value.
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
+        .split(';')
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
 /// A table name no other test in this or a concurrent run uses.
 pub fn unique_name(label: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
