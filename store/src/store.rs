@@ -230,10 +230,11 @@ impl DynamoStore {
     }
 
     /// Creates or replaces session `id`, expiring at `expires_at` (or after the default
-    /// lifetime when `None`), subject to throttling.
+    /// lifetime when `None`). Always writes: one unconditional `PutItem`, never throttled.
     ///
-    /// Throttling compares with what this process last read or wrote for the session, so
-    /// read a session before writing it back, as tower-sessions does.
+    /// Across processes and instances: last writer wins; a put after another instance's
+    /// delete brings the session back (use [`update`](Self::update) for saves that must
+    /// not).
     ///
     /// # Errors
     /// [`Error::InvalidId`], [`Error::Encode`], [`Error::TooLarge`] (before any call, with
@@ -247,7 +248,14 @@ impl DynamoStore {
         self.write_value(id, data, expires_at, Mode::Upsert).await
     }
 
-    /// Creates session `id` only if no session has that id; never overwrites.
+    /// Creates session `id` only if no session has that id; never overwrites. Never
+    /// throttled.
+    ///
+    /// Across processes and instances: a claim. Of any number of inserts of one id, from
+    /// any instances, exactly one returns [`WriteOutcome::Put`]; the others return
+    /// [`WriteOutcome::AlreadyExists`], even with identical data. An insert whose first
+    /// attempt was applied but whose answer was lost, and that the SDK retried, still
+    /// returns `Put`.
     ///
     /// # Errors
     /// As [`put`](Self::put).
@@ -264,6 +272,13 @@ impl DynamoStore {
     /// throttling; returns [`WriteOutcome::Gone`] otherwise. Use it for saves that may race
     /// a logout, so they never bring a deleted session back.
     ///
+    /// Throttling compares with what *this instance* last read or wrote for the session
+    /// (read a session before writing it back, as tower-sessions does): unchanged data
+    /// whose expiry moved by less than `touch_after` is not written
+    /// ([`WriteOutcome::Skipped`]), and past that only the expiry is. Across processes and
+    /// instances: conditional on the item, so never a resurrection; between two changes
+    /// of the data, last writer wins.
+    ///
     /// # Errors
     /// As [`put`](Self::put).
     pub async fn update<T: Serialize + ?Sized>(
@@ -276,7 +291,8 @@ impl DynamoStore {
     }
 
     /// Moves the expiry of session `id` to `expires_at`, only if the session exists and has
-    /// not expired: a touch never creates an item. Throttled like a save of unchanged data.
+    /// not expired: a touch never creates an item, from any instance. Throttled like a
+    /// save of unchanged data, by what this instance last saw of the session.
     ///
     /// Returns [`WriteOutcome::Touched`], [`WriteOutcome::Skipped`] or
     /// [`WriteOutcome::Gone`].
@@ -303,7 +319,9 @@ impl DynamoStore {
         }
     }
 
-    /// Deletes session `id` (a no-op if it does not exist).
+    /// Deletes session `id` (a no-op if it does not exist). Unconditional: after it, no
+    /// update, touch or save from any instance brings the session back; only a
+    /// [`put`](Self::put) or [`insert`](Self::insert) creates it again.
     ///
     /// # Errors
     /// [`Error::InvalidId`] or [`Error::DynamoDb`].
@@ -410,11 +428,11 @@ impl DynamoStore {
         mode: Mode,
     ) -> Result<WriteOutcome, Error> {
         let next = self.cache.seen(&json, expires);
+        // An explicit put or insert always writes; only the save path (update, touch,
+        // `SessionStore::save`) is throttled.
         let planned = match mode {
-            Mode::Insert => Plan::Put,
-            Mode::Upsert | Mode::Update => {
-                plan(self.cache.get(&key), next, self.touch_after_secs())
-            }
+            Mode::Insert | Mode::Upsert => Plan::Put,
+            Mode::Update => plan(self.cache.get(&key), next, self.touch_after_secs()),
         };
         tracing::trace!(session = %redact(&key), ?planned, ?mode, "save");
         match planned {
@@ -460,7 +478,22 @@ impl DynamoStore {
                     );
             }
         }
-        match request.send().await {
+        // How many attempts the SDK made: an identical item found by an insert is its own
+        // write only if an earlier attempt of this very request may have applied it.
+        let attempts = Attempts::default();
+        let sent = match mode {
+            Mode::Insert => {
+                request
+                    .customize()
+                    .config_override(
+                        aws_sdk_dynamodb::config::Config::builder().interceptor(attempts.clone()),
+                    )
+                    .send()
+                    .await
+            }
+            _ => request.send().await,
+        };
+        match sent {
             Ok(_) => {
                 self.cache.record(&key, next);
                 Ok(WriteOutcome::Put)
@@ -470,7 +503,7 @@ impl DynamoStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                if mode == Mode::Insert && self.is_own_write(&err, next) {
+                if mode == Mode::Insert && attempts.retried() && self.is_own_write(&err, next) {
                     self.cache.record(&key, next);
                     return Ok(WriteOutcome::Put);
                 }
@@ -491,7 +524,9 @@ impl DynamoStore {
     }
 
     /// Whether the item that failed an insert's condition is exactly the one this insert
-    /// wrote (an earlier attempt applied, its answer lost, then retried by the SDK).
+    /// wrote (an earlier attempt applied, its answer lost, then retried by the SDK). Asked
+    /// only when the request was retried: on a first attempt an identical item is someone
+    /// else's (two inserts of the same id and data), and the insert did not happen.
     fn is_own_write(&self, err: &SdkError<PutItemError, HttpResponse>, written: Seen) -> bool {
         let Some(PutItemError::ConditionalCheckFailedException(refused)) = err.as_service_error()
         else {
@@ -560,4 +595,31 @@ fn with_default_timeouts(client: Client) -> Client {
     }
     let config = config.to_builder().timeout_config(timeouts.build()).build();
     Client::from_conf(config)
+}
+
+/// Counts the attempts of one request (an interceptor added to that request alone).
+#[derive(Debug, Clone, Default)]
+struct Attempts(Arc<std::sync::atomic::AtomicU32>);
+
+impl Attempts {
+    /// Whether more than one attempt was made.
+    fn retried(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 1
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "Attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 }

@@ -246,3 +246,35 @@ async fn touch_of_an_expired_session_does_not_revive_it() {
         json!({"n": 1})
     );
 }
+
+#[tokio::test]
+async fn an_id_is_claimed_once_across_instances_and_within_one() {
+    let table = TestTable::new("claim").await;
+    let clock = clock_now();
+    let at = Some(clock.now_plus(Duration::hours(1)));
+    // Two stores, as two processes would have: their own throttle memory each.
+    let a = table.store().with_clock(clock.clone());
+    let b = table.store().with_clock(clock.clone());
+    for round in 0..10 {
+        let id = format!("claim-{round}");
+        // The same id, the same data, the same expiry second: only one of them wrote it.
+        let empty = json!({});
+        let (x, y) = tokio::join!(a.insert(&id, &empty, at), b.insert(&id, &empty, at));
+        let mut outcomes = [x.unwrap(), y.unwrap()];
+        outcomes.sort_by_key(|o| format!("{o:?}"));
+        assert_eq!(
+            outcomes,
+            [WriteOutcome::AlreadyExists, WriteOutcome::Put],
+            "round {round}"
+        );
+    }
+    // One instance inserting twice: the second finds the first.
+    assert_eq!(
+        a.insert("twice", &json!({}), at).await.unwrap(),
+        WriteOutcome::Put
+    );
+    assert_eq!(
+        a.insert("twice", &json!({}), at).await.unwrap(),
+        WriteOutcome::AlreadyExists
+    );
+}

@@ -66,29 +66,60 @@ async fn changed_data_is_a_put_even_within_touch_after() {
 }
 
 #[tokio::test]
-async fn core_put_is_throttled_too() {
+async fn core_update_is_throttled_and_put_always_writes() {
     use dynamo_session_store::WriteOutcome;
-    let table = TestTable::new("throttle-put").await;
+    let table = TestTable::new("throttle-update").await;
     let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let data = json!({"a": 1, "b": 2});
-    let put = |at| store.put("p", &data, Some(at));
+    let update = |at| store.update("p", &data, Some(at));
     assert_eq!(
-        put(clock.now_plus(INACTIVITY)).await.unwrap(),
+        store
+            .put("p", &data, Some(clock.now_plus(INACTIVITY)))
+            .await
+            .unwrap(),
         WriteOutcome::Put
     );
     clock.advance(Duration::seconds(9));
     assert_eq!(
-        put(clock.now_plus(INACTIVITY)).await.unwrap(),
+        update(clock.now_plus(INACTIVITY)).await.unwrap(),
         WriteOutcome::Skipped
     );
     clock.advance(Duration::seconds(1));
     assert_eq!(
-        put(clock.now_plus(INACTIVITY)).await.unwrap(),
+        update(clock.now_plus(INACTIVITY)).await.unwrap(),
         WriteOutcome::Touched
     );
     assert_eq!(table.requests.count("PutItem"), 1);
     assert_eq!(table.requests.count("UpdateItem"), 1);
+
+    // An explicit put is never throttled: unchanged data a second later is written.
+    clock.advance(Duration::seconds(1));
+    let at = clock.now_plus(INACTIVITY);
+    assert_eq!(
+        store.put("p", &data, Some(at)).await.unwrap(),
+        WriteOutcome::Put
+    );
+    assert_eq!(table.requests.count("PutItem"), 2);
+}
+
+#[tokio::test]
+async fn a_put_after_another_instance_deleted_the_session_writes_it() {
+    use dynamo_session_store::WriteOutcome;
+    let table = TestTable::new("put-after-delete").await;
+    let clock = clock_now();
+    let (a, b) = (
+        table.store().with_clock(clock.clone()),
+        table.store().with_clock(clock.clone()),
+    );
+    let (data, at) = (json!({"v": 1}), Some(clock.now_plus(INACTIVITY)));
+    assert_eq!(a.put("s", &data, at).await.unwrap(), WriteOutcome::Put);
+    b.delete("s").await.unwrap();
+    assert_eq!(a.put("s", &data, at).await.unwrap(), WriteOutcome::Put);
+    assert!(
+        table.raw_get("s").await.is_some(),
+        "put means create or replace"
+    );
 }
 
 #[tokio::test]
