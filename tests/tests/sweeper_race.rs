@@ -93,6 +93,18 @@ impl Refresh {
     }
 }
 
+/// One unlimited sweep at [`NOW`], calling `hook` on every page.
+async fn sweep_at_now(
+    table: &TestTable,
+    config: &SweepConfig,
+    hook: Arc<dyn PageHook>,
+) -> SweepReport {
+    let clock = ManualClock::new(at(NOW));
+    sweep_with_hook(&table.client, config, &clock, Budget::unlimited(), hook)
+        .await
+        .expect("a sweep")
+}
+
 fn written(outcome: WriteOutcome) -> bool {
     matches!(outcome, WriteOutcome::Touched | WriteOutcome::Put)
 }
@@ -181,16 +193,7 @@ async fn refreshes_between_scan_and_delete_are_spared_exactly() {
             .with_total_segments(4)
             .with_page_size(10)
             .with_strategy(strategy);
-        let clock = ManualClock::new(at(NOW));
-        let report = sweep_with_hook(
-            &table.client,
-            &config,
-            &clock,
-            Budget::unlimited(),
-            hook.clone(),
-        )
-        .await
-        .unwrap();
+        let report = sweep_at_now(&table, &config, hook.clone()).await;
 
         let label = format!("{strategy:?}");
         let done = hook.done.lock().unwrap().clone();
@@ -294,16 +297,7 @@ async fn race(seed: u64) -> Race {
             }
         }));
     }
-    let clock = ManualClock::new(at(NOW));
-    let report = sweep_with_hook(
-        &table.client,
-        &config,
-        &clock,
-        Budget::unlimited(),
-        Arc::new(NoHook),
-    )
-    .await
-    .unwrap();
+    let report = sweep_at_now(&table, &config, Arc::new(NoHook)).await;
     sweeping.store(false, Ordering::Relaxed);
     for refresher in refreshers {
         refresher.await.unwrap();

@@ -226,32 +226,21 @@ async fn measure(
         "naive_deleted": naive_deleted,
         "naive_s": naive_time.as_secs_f64(),
     });
-    let vs_raw = sweeper_rate / raw_rate;
     report.push(Row {
-        scenario: "3 sweep".into(),
-        case: format!(
-            "{size}: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem ({in_flight} in flight)"
-        ),
-        value: sweeper_rate,
-        unit: "del/s".into(),
-        baseline: Some(raw_rate),
-        ratio: Some(vs_raw),
-        target: Some(format!(">= {TARGET_VS_RAW:.2}x raw")),
-        met: Some(vs_raw >= TARGET_VS_RAW),
         detail: Some(detail),
+        ..deletes_vs(
+            format!(
+                "{size}: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem ({in_flight} in flight)"
+            ),
+            (sweeper_rate, raw_rate),
+            (TARGET_VS_RAW, "raw"),
+        )
     });
-    let vs_naive = sweeper_rate / naive_rate;
-    report.push(Row {
-        scenario: "3 sweep".into(),
-        case: format!("{size}: sweeper vs naive Scan + DeleteItem (first {limit} deletions)"),
-        value: sweeper_rate,
-        unit: "del/s".into(),
-        baseline: Some(naive_rate),
-        ratio: Some(vs_naive),
-        target: Some(format!(">= {TARGET_VS_NAIVE:.0}x naive")),
-        met: Some(vs_naive >= TARGET_VS_NAIVE),
-        detail: None,
-    });
+    report.push(deletes_vs(
+        format!("{size}: sweeper vs naive Scan + DeleteItem (first {limit} deletions)"),
+        (sweeper_rate, naive_rate),
+        (TARGET_VS_NAIVE, "naive"),
+    ));
     report.push(Row {
         scenario: "3 sweep".into(),
         case: format!(
@@ -366,35 +355,24 @@ async fn with_latency(
         "naive_deleted": naive_deleted,
         "naive_s": naive_time.as_secs_f64(),
     });
-    let vs_raw = sweeper_rate / raw_rate;
-    let vs_naive = sweeper_rate / naive_rate;
     vec![
         Row {
-            scenario: "3 sweep".into(),
-            case: format!(
-                "{size}, +{ms} ms latency: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem ({in_flight} in flight)"
-            ),
-            value: sweeper_rate,
-            unit: "del/s".into(),
-            baseline: Some(raw_rate),
-            ratio: Some(vs_raw),
-            target: Some(format!(">= {TARGET_VS_RAW:.2}x raw")),
-            met: Some(vs_raw >= TARGET_VS_RAW),
             detail: Some(detail),
+            ..deletes_vs(
+                format!(
+                    "{size}, +{ms} ms latency: sweeper ({segments} seg, {strategy}) vs raw BatchWriteItem ({in_flight} in flight)"
+                ),
+                (sweeper_rate, raw_rate),
+                (TARGET_VS_RAW, "raw"),
+            )
         },
-        Row {
-            scenario: "3 sweep".into(),
-            case: format!(
+        deletes_vs(
+            format!(
                 "{size}, +{ms} ms latency: sweeper vs naive Scan + DeleteItem (first {limit} deletions)"
             ),
-            value: sweeper_rate,
-            unit: "del/s".into(),
-            baseline: Some(naive_rate),
-            ratio: Some(vs_naive),
-            target: Some(format!(">= {TARGET_VS_NAIVE:.0}x naive")),
-            met: Some(vs_naive >= TARGET_VS_NAIVE),
-            detail: None,
-        },
+            (sweeper_rate, naive_rate),
+            (TARGET_VS_NAIVE, "naive"),
+        ),
     ]
 }
 
@@ -518,6 +496,22 @@ fn cpu_detail(run: &SweepRun) -> serde_json::Value {
         "sweeper_cpu_s": run.sweeper_cpu.as_secs_f64(),
         "peak_rss_mib": run.peak_rss_mib,
     })
+}
+
+/// A scenario 3 row: deletes per second against a baseline, with a target ratio.
+fn deletes_vs(case: String, (rate, baseline): (f64, f64), (target, name): (f64, &str)) -> Row {
+    let ratio = rate / baseline;
+    Row {
+        scenario: "3 sweep".into(),
+        case,
+        value: rate,
+        unit: "del/s".into(),
+        baseline: Some(baseline),
+        ratio: Some(ratio),
+        target: Some(format!(">= {target}x {name}")),
+        met: Some(ratio >= target),
+        detail: None,
+    }
 }
 
 /// A scenario 3 row: a sweeper run's deletes per second against raw `BatchWriteItem`.
