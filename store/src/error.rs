@@ -62,11 +62,12 @@ pub enum Error {
         code: Option<String>,
         /// Whether retrying later may succeed (throttling, 5xx, timeouts, I/O).
         transient: bool,
-        /// The whole cause chain as text, not just "service error".
+        /// The whole cause chain as text, not just "service error". The error's `Display`
+        /// shows it, so it has no `source()`: an error reporter that also walks the
+        /// chain (anyhow's `{:#}`) would print it twice.
         message: String,
-        /// The SDK error.
-        #[source]
-        source: Box<dyn StdError + Send + Sync>,
+        /// The SDK error itself, to downcast.
+        sdk_error: Box<dyn StdError + Send + Sync>,
     },
 
     /// `create` kept meeting existing sessions when picking new ids.
@@ -109,7 +110,7 @@ impl Error {
             code: class.code,
             transient: class.transient,
             message: DisplayErrorContext(&err).to_string(),
-            source: Box::new(err),
+            sdk_error: Box::new(err),
         }
     }
 }

@@ -96,3 +96,8 @@ pub use tower_sessions_core;
 /// The tower-sessions-core 0.14 this store implements `SessionStore` of.
 #[cfg(feature = "tower-sessions-014")]
 pub use tower_sessions_core_014;
+
+/// The crate README's snippets, compiled as doctests (`cargo test --doc`).
+#[cfg(all(doctest, feature = "tower-sessions", feature = "from-env"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;

@@ -117,7 +117,9 @@ impl DynamoStore {
     /// window [`DEFAULT_TOUCH_AFTER`] (10 s), strongly consistent reads, the system clock,
     /// and memory of the last [`DEFAULT_THROTTLE_CAPACITY`] sessions written. If the client
     /// has no timeouts configured, [`DEFAULT_ATTEMPT_TIMEOUT`] and
-    /// [`DEFAULT_OPERATION_TIMEOUT`] apply, so no call hangs forever.
+    /// [`DEFAULT_OPERATION_TIMEOUT`] apply, so no call hangs forever: the store then keeps
+    /// a copy of `client` rebuilt with those timeouts (same credentials, region, endpoint
+    /// and interceptors), which is what [`client`](Self::client) returns.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client: with_default_timeouts(client),
@@ -143,6 +145,10 @@ impl DynamoStore {
     }
 
     /// Uses another item schema: attribute names and key prefix, to share an existing table.
+    ///
+    /// The one option that can fail, so it returns a `Result` in the middle of the chain:
+    /// put it first and `?` it, `DynamoStore::new(client, "t").with_schema(schema)?
+    /// .with_touch_after(..)`.
     ///
     /// # Errors
     /// [`Error::InvalidSchema`] when the attribute names are empty or not distinct.
@@ -187,7 +193,8 @@ impl DynamoStore {
         self
     }
 
-    /// The DynamoDB client.
+    /// The DynamoDB client: the one given to [`new`](Self::new), or its copy with the
+    /// default timeouts added when it had none.
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -323,9 +330,15 @@ impl DynamoStore {
     /// update, touch or save from any instance brings the session back; only a
     /// [`put`](Self::put) or [`insert`](Self::insert) creates it again.
     ///
+    /// `id` is anything that displays as the session id: a `&str`, a `String`, or a
+    /// tower-sessions `Id` (so `store.delete(&id)` works with the `SessionStore` trait in
+    /// scope too, and does the same).
+    ///
     /// # Errors
     /// [`Error::InvalidId`] or [`Error::DynamoDb`].
-    pub async fn delete(&self, id: &str) -> Result<(), Error> {
+    pub async fn delete(&self, id: impl std::fmt::Display) -> Result<(), Error> {
+        let id = id.to_string();
+        let id = id.as_str();
         let key = self.schema.key_for(id)?;
         self.cache.forget(&key);
         self.client

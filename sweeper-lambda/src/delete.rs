@@ -269,10 +269,10 @@ fn condition_failed_on(err: &dynamo_session_store::Error) -> Option<bool> {
     use aws_sdk_dynamodb::error::SdkError;
     use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 
-    let dynamo_session_store::Error::DynamoDb { source, .. } = err else {
+    let dynamo_session_store::Error::DynamoDb { sdk_error, .. } = err else {
         return None;
     };
-    let sdk = source.downcast_ref::<SdkError<DeleteItemError, HttpResponse>>()?;
+    let sdk = sdk_error.downcast_ref::<SdkError<DeleteItemError, HttpResponse>>()?;
     match sdk.as_service_error()? {
         DeleteItemError::ConditionalCheckFailedException(e) => Some(e.item.is_some()),
         _ => None,
@@ -294,13 +294,13 @@ fn describe(error: &aws_sdk_dynamodb::types::BatchStatementError) -> String {
 }
 
 fn protocol_error(message: String) -> dynamo_session_store::Error {
-    let source: Box<dyn std::error::Error + Send + Sync> = message.clone().into();
+    let sdk_error: Box<dyn std::error::Error + Send + Sync> = message.clone().into();
     dynamo_session_store::Error::DynamoDb {
         operation: "BatchExecuteStatement",
         code: None,
         transient: false,
         message,
-        source,
+        sdk_error,
     }
 }
 

@@ -122,7 +122,7 @@ fn attempt_timed_out(operation: &'static str, policy: &RetryPolicy) -> StoreErro
         code: None,
         transient: true,
         message: message.clone(),
-        source: message.into(),
+        sdk_error: message.into(),
     }
 }
 

@@ -238,6 +238,6 @@ fn deadline_passed(config: &SweepConfig) -> dynamo_session_store::Error {
         code: None,
         transient: true,
         message: message.clone(),
-        source: message.into(),
+        sdk_error: message.into(),
     }
 }

@@ -90,7 +90,7 @@ mod tests {
             code: None,
             transient,
             message: "boom".to_owned(),
-            source: "boom".into(),
+            sdk_error: "boom".into(),
         }
     }
 

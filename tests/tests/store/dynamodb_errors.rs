@@ -23,7 +23,20 @@ async fn a_missing_table_error_keeps_its_real_cause() {
     let text = err.to_string();
     assert!(text.contains("ResourceNotFoundException"), "{text}");
     assert_ne!(text.trim_end(), "DynamoDB GetItem failed: service error");
-    assert!(std::error::Error::source(&err).is_some());
+    // The cause is in the text once: no `source()` to walk again (anyhow's `{:#}` would
+    // print the chain twice), while the SDK error stays reachable to downcast.
+    assert!(std::error::Error::source(&err).is_none());
+    let Error::DynamoDb { sdk_error, .. } = &err else {
+        unreachable!()
+    };
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    assert!(
+        sdk_error
+            .downcast_ref::<SdkError<GetItemError, HttpResponse>>()
+            .is_some()
+    );
 
     let err = store.put("abc", &json!({}), None).await.unwrap_err();
     assert!(

@@ -142,3 +142,18 @@ async fn save_of_an_expired_session_does_not_revive_it() {
     assert_eq!(data_of(&item), json!({"n": 1}));
     assert_eq!(store.load(&rec.id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn delete_takes_a_tower_sessions_id_with_the_trait_in_scope() {
+    let table = TestTable::new("delete-by-id").await;
+    let clock = clock_now();
+    let store = table.store().with_clock(clock.clone());
+    let mut rec = record(json!({"v": 1}), clock.now_plus(Duration::hours(1)));
+    SessionStore::create(&store, &mut rec).await.unwrap();
+    assert!(table.raw_get(&rec.id.to_string()).await.is_some());
+    // `SessionStore` is in scope here: the obvious call compiles and deletes the session.
+    store.delete(&rec.id).await.unwrap();
+    assert!(table.raw_get(&rec.id.to_string()).await.is_none());
+    // And by its text, as before.
+    store.delete(rec.id.to_string()).await.unwrap();
+}
