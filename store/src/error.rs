@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 pub enum Error {
     /// The session id cannot be used as a key.
     #[error("invalid session id: {reason}")]
+    #[non_exhaustive]
     InvalidId {
         /// What is wrong with it.
         reason: String,
@@ -19,6 +20,7 @@ pub enum Error {
 
     /// The item schema (attribute names) is unusable.
     #[error("invalid item schema: {reason}")]
+    #[non_exhaustive]
     InvalidSchema {
         /// What is wrong with it.
         reason: String,
@@ -28,6 +30,7 @@ pub enum Error {
     #[error(
         "session item is {size} bytes, over DynamoDB's item size limit of {limit} bytes; nothing was written"
     )]
+    #[non_exhaustive]
     TooLarge {
         /// Size of the item as DynamoDB counts it (attribute names plus values).
         size: usize,
@@ -42,6 +45,7 @@ pub enum Error {
     /// An item in the table is not a well-formed session (written by another tool, or
     /// corrupted). Nothing is guessed from it.
     #[error("malformed session item: attribute `{attribute}` {problem}")]
+    #[non_exhaustive]
     Decode {
         /// The attribute that is wrong.
         attribute: String,
@@ -54,6 +58,7 @@ pub enum Error {
 
     /// DynamoDB (or the network on the way to it) returned an error.
     #[error("DynamoDB {operation} failed: {message}")]
+    #[non_exhaustive]
     DynamoDb {
         /// The DynamoDB operation, e.g. `PutItem`.
         operation: &'static str,
@@ -72,6 +77,7 @@ pub enum Error {
 
     /// `create` kept meeting existing sessions when picking new ids.
     #[error("could not find a free session id after {attempts} attempts")]
+    #[non_exhaustive]
     IdCollision {
         /// How many ids were tried.
         attempts: u32,
@@ -98,6 +104,20 @@ impl Error {
         }
     }
 
+    #[doc(hidden)]
+    /// A DynamoDB failure the caller observed itself (say, an attempt it cut), not an SDK
+    /// error: `message` says what happened.
+    pub fn dynamo_db(operation: &'static str, transient: bool, message: String) -> Self {
+        Error::DynamoDb {
+            operation,
+            code: None,
+            transient,
+            sdk_error: message.clone().into(),
+            message,
+        }
+    }
+
+    #[doc(hidden)]
     /// Wraps an SDK error from `operation` (e.g. `"PutItem"`), classified with
     /// [`classify`] and with its whole cause chain as the message.
     pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
@@ -115,6 +135,7 @@ impl Error {
     }
 }
 
+#[doc(hidden)]
 /// What kind of failure an SDK error is: used by the store's errors and by the sweeper's
 /// retry policy, so both agree on what is worth retrying.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +151,7 @@ pub struct ErrorClass {
     pub condition_failed: bool,
 }
 
+#[doc(hidden)]
 /// Classifies an SDK error for retry decisions.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
 where
@@ -176,6 +198,7 @@ where
     }
 }
 
+#[doc(hidden)]
 /// Whether a DynamoDB error code means the request was throttled.
 pub fn is_throttling_code(code: &str) -> bool {
     matches!(
@@ -188,6 +211,7 @@ pub fn is_throttling_code(code: &str) -> bool {
     )
 }
 
+#[doc(hidden)]
 /// Shortens a session id for logs: never log a whole id, which is a bearer credential.
 pub fn redact(id: &str) -> String {
     let prefix: String = id.chars().take(4).collect();

@@ -8,12 +8,12 @@
 //! | `expires` | N    | expiry in **epoch seconds**, the unit DynamoDB's native TTL reads |
 //! | `data`    | S    | the session data as a JSON object |
 //!
-//! Every expression the store and the sweeper build uses the aliases [`KEY`], [`EXPIRES`]
-//! and [`DATA`] (`data` is a DynamoDB reserved word), bound by [`ItemSchema::names`].
+//! Every expression the store builds aliases the attribute names (`#k`, `#e`; `data` is a
+//! DynamoDB reserved word).
 //!
-//! The sweeper keeps its resume cursors in a checkpoint item under
-//! [`ItemSchema::checkpoint_key`]; such keys start with [`RESERVED_ID_PREFIX`] after the key
-//! prefix, which no session id may, so the store never reads or writes them.
+//! Session ids may not start with `!` (after the key prefix): keys that do are left to
+//! other tools on the table, so the store never reads or writes them. The sweeper keeps
+//! its checkpoint items there.
 
 use std::collections::HashMap;
 
@@ -28,17 +28,13 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 pub const MAX_KEY_BYTES: usize = 2048;
 
 /// Expression alias of the key attribute.
-pub const KEY: &str = "#k";
+pub(crate) const KEY: &str = "#k";
 /// Expression alias of the expiry attribute.
-pub const EXPIRES: &str = "#e";
-/// Expression alias of the data attribute.
-pub const DATA: &str = "#d";
+pub(crate) const EXPIRES: &str = "#e";
 
-/// Session ids may not start with this: keys that do are reserved for the sweeper.
-pub const RESERVED_ID_PREFIX: char = '!';
-
-/// Name of the sweeper checkpoint items, after the key prefix and [`RESERVED_ID_PREFIX`].
-const CHECKPOINT_NAME: &str = "sweeper-checkpoint";
+/// Session ids may not start with this (after the key prefix): such keys are left to
+/// other tools on the table; the sweeper keeps its checkpoint items there.
+pub(crate) const RESERVED_ID_PREFIX: char = '!';
 
 /// Attribute names and key prefix of session items.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +56,7 @@ impl Default for ItemSchema {
     }
 }
 
+#[doc(hidden)]
 /// A session item read back from the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredItem {
@@ -196,17 +193,8 @@ impl ItemSchema {
         Ok(())
     }
 
-    /// `ExpressionAttributeNames` binding [`KEY`], [`EXPIRES`] and [`DATA`].
-    pub fn names(&self) -> HashMap<String, String> {
-        HashMap::from([
-            (KEY.to_owned(), self.key_attr.clone()),
-            (EXPIRES.to_owned(), self.expires_attr.clone()),
-            (DATA.to_owned(), self.data_attr.clone()),
-        ])
-    }
-
     /// `ExpressionAttributeNames` binding only [`KEY`] and [`EXPIRES`].
-    pub fn key_and_expiry_names(&self) -> HashMap<String, String> {
+    pub(crate) fn key_and_expiry_names(&self) -> HashMap<String, String> {
         HashMap::from([
             (KEY.to_owned(), self.key_attr.clone()),
             (EXPIRES.to_owned(), self.expires_attr.clone()),
@@ -216,7 +204,7 @@ impl ItemSchema {
     /// The table key of session `id`: the key prefix followed by the id.
     ///
     /// # Errors
-    /// [`Error::InvalidId`] when the id is empty, starts with [`RESERVED_ID_PREFIX`], or the
+    /// [`Error::InvalidId`] when the id is empty, starts with `!` (reserved), or the
     /// key would exceed [`MAX_KEY_BYTES`].
     pub fn key_for(&self, id: &str) -> Result<String, Error> {
         if id.is_empty() {
@@ -240,28 +228,6 @@ impl ItemSchema {
         Ok(format!("{}{id}", self.key_prefix))
     }
 
-    /// The key of the sweeper's checkpoint item for `slice` (e.g. `0-16of16`).
-    pub fn checkpoint_key(&self, slice: &str) -> String {
-        format!(
-            "{}{}{CHECKPOINT_NAME}/{slice}",
-            self.key_prefix, RESERVED_ID_PREFIX
-        )
-    }
-
-    /// The prefix shared by every checkpoint key, for IAM's `dynamodb:LeadingKeys`.
-    pub fn checkpoint_key_prefix(&self) -> String {
-        format!(
-            "{}{}{CHECKPOINT_NAME}/",
-            self.key_prefix, RESERVED_ID_PREFIX
-        )
-    }
-
-    /// Whether a table key belongs to the sweeper rather than to a session.
-    pub fn is_reserved_key(&self, key: &str) -> bool {
-        key.strip_prefix(self.key_prefix.as_str())
-            .is_some_and(|rest| rest.starts_with(RESERVED_ID_PREFIX))
-    }
-
     /// The size DynamoDB would count for a session item with this key and data.
     pub fn item_size(&self, key: &str, data_json: &str, expires: i64) -> usize {
         self.key_attr.len()
@@ -272,6 +238,7 @@ impl ItemSchema {
             + data_json.len()
     }
 
+    #[doc(hidden)]
     /// Builds the item for a session.
     ///
     /// # Errors
@@ -299,6 +266,7 @@ impl ItemSchema {
         ]))
     }
 
+    #[doc(hidden)]
     /// Reads a session item.
     ///
     /// # Errors
@@ -318,6 +286,7 @@ impl ItemSchema {
         Ok(StoredItem { data, expires })
     }
 
+    #[doc(hidden)]
     /// The expiry of an item, epoch seconds.
     ///
     /// # Errors
@@ -339,6 +308,7 @@ impl ItemSchema {
         }
     }
 
+    #[doc(hidden)]
     /// The key of an item, as a string.
     ///
     /// # Errors
@@ -382,6 +352,7 @@ fn number_size(n: i64) -> usize {
     digits.div_ceil(2) + 1 + usize::from(n < 0)
 }
 
+#[doc(hidden)]
 /// The DynamoDB type tag of a value, for error messages.
 pub fn type_name(v: &AttributeValue) -> &'static str {
     match v {
@@ -417,15 +388,6 @@ mod tests {
         let over = "x".repeat(MAX_KEY_BYTES - 4);
         let err = schema.key_for(&over).unwrap_err().to_string();
         assert!(err.contains("2049 bytes"), "{err}");
-    }
-
-    #[test]
-    fn checkpoint_keys_are_reserved() {
-        let schema = ItemSchema::new().with_key_prefix("p:");
-        let key = schema.checkpoint_key("0-4of16");
-        assert!(key.starts_with(&schema.checkpoint_key_prefix()));
-        assert!(schema.is_reserved_key(&key));
-        assert!(!schema.is_reserved_key(&schema.key_for("abc").unwrap()));
     }
 
     #[test]

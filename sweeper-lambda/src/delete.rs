@@ -222,7 +222,7 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
 
 /// One conditional `DeleteItem`.
 async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
-    use dynamo_session_store::item::EXPIRES;
+    use crate::keys::EXPIRES;
     let Call {
         deleter,
         budget,
@@ -294,14 +294,7 @@ fn describe(error: &aws_sdk_dynamodb::types::BatchStatementError) -> String {
 }
 
 fn protocol_error(message: String) -> dynamo_session_store::Error {
-    let sdk_error: Box<dyn std::error::Error + Send + Sync> = message.clone().into();
-    dynamo_session_store::Error::DynamoDb {
-        operation: "BatchExecuteStatement",
-        code: None,
-        transient: false,
-        message,
-        sdk_error,
-    }
+    dynamo_session_store::Error::dynamo_db("BatchExecuteStatement", false, message)
 }
 
 #[cfg(test)]

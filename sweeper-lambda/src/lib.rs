@@ -54,6 +54,7 @@
 //! | [`budget`] | primitive | deadline and page budget: when to stop starting work |
 //! | `pace` | primitive | the deletes-per-second cap |
 //! | `tally` | primitive | the live counters every task adds to |
+//! | [`keys`] | primitive | the aliases, reserved keys and checkpoint key the sweeper uses |
 //! | [`report`] | data | [`SweepReport`] and its CloudWatch EMF line |
 //! | [`error`] | data | [`SweepError`] and its Lambda `errorType` |
 //! | [`config`] | data | [`SweepConfig`], [`RetryPolicy`]; reading the environment |
@@ -73,6 +74,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod keys;
 mod pace;
 pub mod report;
 pub mod retry;

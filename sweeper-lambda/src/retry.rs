@@ -117,13 +117,7 @@ fn attempt_timed_out(operation: &'static str, policy: &RetryPolicy) -> StoreErro
         "no answer within the {} ms attempt timeout",
         policy.attempt_timeout().as_millis()
     );
-    StoreError::DynamoDb {
-        operation,
-        code: None,
-        transient: true,
-        message: message.clone(),
-        sdk_error: message.into(),
-    }
+    StoreError::dynamo_db(operation, true, message)
 }
 
 /// What to do about one failed statement of a PartiQL batch.

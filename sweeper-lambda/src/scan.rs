@@ -22,10 +22,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use dynamo_session_store::ItemSchema;
-use dynamo_session_store::item::{EXPIRES, KEY, RESERVED_ID_PREFIX};
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
+use crate::keys::{EXPIRES, KEY, RESERVED_PREFIX, is_reserved, key_and_expiry_names};
 use crate::retry::{Stop, send_with_retries};
 use crate::tally::Tally;
 
@@ -73,7 +73,7 @@ pub fn classify_page(
                 continue;
             }
         };
-        if !key.starts_with(schema.key_prefix()) || schema.is_reserved_key(key) {
+        if !key.starts_with(schema.key_prefix()) || is_reserved(schema, key) {
             continue;
         }
         match schema.expires_of(&item) {
@@ -108,7 +108,7 @@ pub(crate) fn filter(
         (":n".to_owned(), AttributeValue::S("N".to_owned())),
         (
             ":reserved".to_owned(),
-            AttributeValue::S(format!("{}{RESERVED_ID_PREFIX}", schema.key_prefix())),
+            AttributeValue::S(format!("{}{RESERVED_PREFIX}", schema.key_prefix())),
         ),
     ]);
     if !schema.key_prefix().is_empty() {
@@ -136,7 +136,7 @@ impl PageScan {
         Self {
             filter,
             values,
-            names: schema.key_and_expiry_names(),
+            names: key_and_expiry_names(schema),
         }
     }
 

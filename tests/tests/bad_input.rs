@@ -75,7 +75,7 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
         let smallest = data_of_item_size(&schema, key, secs, MAX_ITEM_BYTES + 1, pad);
         table.requests.reset();
         match store.put(key, &smallest, Some(expires)).await {
-            Err(Error::TooLarge { size, limit }) => {
+            Err(Error::TooLarge { size, limit, .. }) => {
                 assert_eq!((size, limit), (MAX_ITEM_BYTES + 1, MAX_ITEM_BYTES), "{key}")
             }
             other => panic!("{key}: expected TooLarge, got {other:?}"),
@@ -150,7 +150,9 @@ async fn ids_are_limited_in_bytes_not_characters_and_the_server_agrees() {
         ];
         for err in errors {
             match err {
-                Error::InvalidId { reason } => assert!(reason.contains("2049 bytes"), "{reason}"),
+                Error::InvalidId { reason, .. } => {
+                    assert!(reason.contains("2049 bytes"), "{reason}")
+                }
                 other => panic!("{what}: expected InvalidId, got {other:?}"),
             }
         }
@@ -238,7 +240,7 @@ async fn empty_ids_are_refused_before_any_request() {
     ];
     for err in errors {
         match err {
-            Error::InvalidId { reason } => assert!(reason.contains("empty"), "{reason}"),
+            Error::InvalidId { reason, .. } => assert!(reason.contains("empty"), "{reason}"),
             other => panic!("expected InvalidId, got {other:?}"),
         }
     }

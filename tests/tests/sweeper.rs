@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{ItemSchema, ManualClock};
 use integration_tests::{Item, TestTable, far_future_clock, n, s};
+use sweeper_lambda::keys::{checkpoint_key, is_reserved};
 use sweeper_lambda::testing::{PageHook, sweep_with_hook};
 use sweeper_lambda::{
     Budget, DeleteStrategy, Slice, SweepConfig, SweepReport, read_checkpoint, sweep,
@@ -122,7 +123,7 @@ async fn keys_in(table: &TestTable, schema: &ItemSchema) -> HashSet<String> {
         .await
         .into_iter()
         .map(|item| schema.key_of(&item).unwrap().to_owned())
-        .filter(|key| !schema.is_reserved_key(key))
+        .filter(|key| !is_reserved(schema, key))
         .collect()
 }
 
@@ -132,7 +133,7 @@ async fn checkpoint_items(table: &TestTable, schema: &ItemSchema) -> Vec<String>
         .await
         .into_iter()
         .map(|item| schema.key_of(&item).unwrap().to_owned())
-        .filter(|key| schema.is_reserved_key(key))
+        .filter(|key| is_reserved(schema, key))
         .collect()
 }
 
@@ -192,7 +193,7 @@ async fn keeps_exactly_live_and_malformed_items() {
     ] {
         let (table, schema, clock, seeded) = fixture("sweep-keeps-live", 40, 90).await;
         // Another slice's checkpoint (no expiry): never deleted, never counted.
-        let foreign = schema.checkpoint_key("0-3of3");
+        let foreign = checkpoint_key(&schema, "0-3of3");
         table
             .raw_put(HashMap::from([("id".to_owned(), s(&foreign))]))
             .await;
@@ -376,7 +377,7 @@ async fn cut_short_sweep_resumes_and_finishes_with_nothing_twice_and_nothing_mis
     // The checkpoint round trip: the cursors are in the table under the slice's key.
     assert_eq!(
         checkpoint_items(&table, &schema).await,
-        [schema.checkpoint_key("0-4of4")]
+        [checkpoint_key(&schema, "0-4of4")]
     );
     let saved = read_checkpoint(&table.client, &config)
         .await

@@ -269,7 +269,7 @@ mod tests {
         cp.mark_done(5);
         cp.set_cursor(6, cursor("abc"));
         cp.set_cursor(9, cursor("abc"));
-        let item = cp.to_item(&schema, schema.checkpoint_key("4-8of8"), 1);
+        let item = cp.to_item(&schema, crate::keys::checkpoint_key(&schema, "4-8of8"), 1);
         assert_eq!(item["id"], s("!sweeper-checkpoint/4-8of8"));
         assert!(!item.contains_key("expires"));
         let (back, discarded) = read(&item, 4, 8);

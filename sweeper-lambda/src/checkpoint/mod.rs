@@ -1,7 +1,8 @@
 //! Resume cursors: where each segment of a slice stopped, kept in one reserved item.
 //!
-//! The item's key is [`dynamo_session_store::ItemSchema::checkpoint_key`] of the slice label (e.g.
-//! `!sweeper-checkpoint/0-8of8`), which no session id may take, so the store never sees it;
+//! The item's key is [`crate::keys::checkpoint_key`] of the slice label (e.g.
+//! `!sweeper-checkpoint/0-8of8`): the store refuses session ids starting with `!`, so it
+//! never sees it;
 //! it has no expiry attribute, so neither native TTL nor the sweep's conditional deletes
 //! ever remove it. Its attributes:
 //!
@@ -31,6 +32,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use crate::budget::Budget;
 use crate::config::SweepConfig;
 use crate::error::SweepError;
+use crate::keys::checkpoint_key;
 use crate::retry::{Stop, send_with_retries};
 use crate::scan::Cursor;
 use crate::tally::Tally;
@@ -91,7 +93,7 @@ pub(crate) async fn load(
     budget: &Budget,
     tally: &Tally,
 ) -> Result<Option<Checkpoint>, Stop> {
-    let key = config.schema().checkpoint_key(&config.slice_label());
+    let key = checkpoint_key(config.schema(), &config.slice_label());
     let out = send_with_retries("GetItem", config.retry(), budget, tally, || {
         client
             .get_item()
@@ -146,7 +148,7 @@ pub(crate) async fn save(
     budget: &Budget,
     tally: &Tally,
 ) -> Result<(), Stop> {
-    let key = config.schema().checkpoint_key(&config.slice_label());
+    let key = checkpoint_key(config.schema(), &config.slice_label());
     let item = checkpoint.to_item(config.schema(), key, updated);
     let out = send_with_retries("PutItem", config.retry(), budget, tally, || {
         client
@@ -168,7 +170,7 @@ pub(crate) async fn clear(
     budget: &Budget,
     tally: &Tally,
 ) -> Result<(), Stop> {
-    let key = config.schema().checkpoint_key(&config.slice_label());
+    let key = checkpoint_key(config.schema(), &config.slice_label());
     let out = send_with_retries("DeleteItem", config.retry(), budget, tally, || {
         client
             .delete_item()

@@ -233,11 +233,5 @@ fn deadline_passed(config: &SweepConfig) -> dynamo_session_store::Error {
         "no answer before the deadline, within the {} ms kept for it",
         config.retry().checkpoint_reserve().as_millis()
     );
-    dynamo_session_store::Error::DynamoDb {
-        operation: "PutItem",
-        code: None,
-        transient: true,
-        message: message.clone(),
-        sdk_error: message.into(),
-    }
+    dynamo_session_store::Error::dynamo_db("PutItem", true, message)
 }

@@ -85,13 +85,7 @@ mod tests {
     }
 
     fn failure(operation: &'static str, transient: bool) -> dynamo_session_store::Error {
-        dynamo_session_store::Error::DynamoDb {
-            operation,
-            code: None,
-            transient,
-            message: "boom".to_owned(),
-            sdk_error: "boom".into(),
-        }
+        dynamo_session_store::Error::dynamo_db(operation, transient, "boom".to_owned())
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn blob(len: usize) -> Value {
 
 fn assert_too_large(err: &Error) {
     match err {
-        Error::TooLarge { size, limit } => {
+        Error::TooLarge { size, limit, .. } => {
             assert_eq!(*limit, MAX_ITEM_BYTES);
             assert!(*size > *limit, "{size} <= {limit}");
             let text = err.to_string();
