@@ -29,6 +29,7 @@ mod decoding;
 mod dynamodb_errors;
 mod http;
 mod limits;
+mod routes;
 mod throttling;
 mod tower_sessions_trait;
 
