@@ -97,7 +97,13 @@ pub use tower_sessions_core;
 #[cfg(feature = "tower-sessions-014")]
 pub use tower_sessions_core_014;
 
-/// The crate README's snippets, compiled as doctests (`cargo test --doc`).
-#[cfg(all(doctest, feature = "tower-sessions", feature = "from-env"))]
+/// The crate README's snippets, compiled as doctests: `cargo test --doc --all-features`
+/// (and the workspace's `cargo test`, whose members turn those features on).
+#[cfg(all(
+    doctest,
+    feature = "tower-sessions",
+    feature = "tower-sessions-014",
+    feature = "from-env"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeSnippets;
