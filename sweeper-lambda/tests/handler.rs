@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use dynamo_session_store::ManualClock;
 use dynamo_session_store::clock::Clock;
-use dynamo_session_store::{DynamoStore, ManualClock};
-use integration_tests::{far_future_clock, put_request, session_item, write_batch};
+use integration_tests::{TestTable, far_future_clock, put_request, session_item, write_batch};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_dynamodb::LocalDynamo;
 use local_dynamodb::faults::FaultProxy;
@@ -19,12 +19,9 @@ const SCHEDULER_INPUT: &[u8] = include_bytes!("../fixtures/scheduler-input.json"
 const SCHEDULED_EVENT: &[u8] = include_bytes!("../fixtures/scheduled-event.json");
 const BAD_PAYLOAD: &[u8] = include_bytes!("../fixtures/bad-payload.json");
 
-static NEXT_TABLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// One embedded server (or `DYNAMODB_ENDPOINT`) per test binary.
+/// The suite's shared endpoint: the embedded server, or `DYNAMODB_ENDPOINT`.
 fn local() -> &'static LocalDynamo {
-    static LOCAL: std::sync::OnceLock<LocalDynamo> = std::sync::OnceLock::new();
-    LOCAL.get_or_init(|| LocalDynamo::start().expect("DynamoDB endpoint"))
+    LocalDynamo::shared()
 }
 
 /// A client without SDK retries, as in Lambda.
@@ -32,21 +29,17 @@ async fn client() -> Client {
     dynamodb_client(local().endpoint()).await
 }
 
-/// A fresh table with `expired` expired and `live` live sessions.
-async fn table(client: &Client, clock: &ManualClock, expired: usize, live: usize) -> String {
-    let n = NEXT_TABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("handler-{}-{n}", std::process::id());
-    DynamoStore::new(client.clone(), &name)
-        .create_table()
-        .await
-        .unwrap();
+/// A fresh table with `expired` expired and `live` live sessions (deleted again when
+/// dropped, against a remote endpoint).
+async fn table(clock: &ManualClock, expired: usize, live: usize) -> TestTable {
+    let table = TestTable::new("handler").await;
     let now = clock.now().unix_timestamp();
     let items = (0..expired + live).map(|i| {
         let expires = if i < expired { now - 100 } else { now + 3600 };
         put_request(session_item(&format!("s-{i}"), "{}", expires))
     });
-    write_batch(client, &name, items.collect()).await;
-    name
+    write_batch(&table.client, &table.name, items.collect()).await;
+    table
 }
 
 async fn count(client: &Client, table: &str) -> i32 {
@@ -74,8 +67,8 @@ fn sweeper(client: Client, table: &str, clock: &ManualClock) -> Sweeper {
 #[tokio::test]
 async fn scheduler_input_overrides_the_configuration() {
     let (client, clock) = (client().await, far_future_clock());
-    let table = table(&client, &clock, 12, 3).await;
-    let sweeper = sweeper(client.clone(), &table, &clock);
+    let table = table(&clock, 12, 3).await;
+    let sweeper = sweeper(client.clone(), &table.name, &clock);
     let report = sweeper
         .handle(event(SCHEDULER_INPUT, context_with_deadline(&clock, 900)))
         .await
@@ -86,14 +79,14 @@ async fn scheduler_input_overrides_the_configuration() {
     assert_eq!(report.expired_found, 12);
     assert_eq!(report.deleted, 0);
     assert_eq!(report.segments_completed, 4);
-    assert_eq!(count(&client, &table).await, 15);
+    assert_eq!(count(&client, &table.name).await, 15);
 }
 
 #[tokio::test]
 async fn classic_scheduled_event_envelope_is_unwrapped() {
     let (client, clock) = (client().await, far_future_clock());
-    let table = table(&client, &clock, 12, 3).await;
-    let sweeper = sweeper(client.clone(), &table, &clock);
+    let table = table(&clock, 12, 3).await;
+    let sweeper = sweeper(client.clone(), &table.name, &clock);
     let report = sweeper
         .handle(event(SCHEDULED_EVENT, context_with_deadline(&clock, 900)))
         .await
@@ -102,7 +95,7 @@ async fn classic_scheduled_event_envelope_is_unwrapped() {
     assert_eq!(report.slice, "0-2of2");
     assert!(!report.dry_run && report.complete);
     assert_eq!((report.expired_found, report.deleted), (12, 12));
-    assert_eq!(count(&client, &table).await, 3);
+    assert_eq!(count(&client, &table.name).await, 3);
     // The result Lambda returns is the report as JSON.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["deleted"], 12);
@@ -128,8 +121,8 @@ async fn bad_payload_fails_fast_naming_the_field() {
 #[tokio::test]
 async fn too_little_time_for_the_checkpoint_is_refused_and_none_at_all_starts_no_work() {
     let (client, clock) = (client().await, far_future_clock());
-    let table = table(&client, &clock, 5, 0).await;
-    let sweeper = sweeper(client.clone(), &table, &clock);
+    let table = table(&clock, 5, 0).await;
+    let sweeper = sweeper(client.clone(), &table.name, &clock);
     // 3 s left, less the 1 s margin: 2 s, short of the 6.1 s kept to save a checkpoint
     // (two 3 s attempts and a retry delay). Refused, naming what to change; no request.
     let err = sweeper
@@ -140,12 +133,12 @@ async fn too_little_time_for_the_checkpoint_is_refused_and_none_at_all_starts_no
     let text = err.to_string();
     assert!(text.contains("SWEEP_DEADLINE_MARGIN_MS"), "{text}");
     assert!(text.contains("SWEEP_ATTEMPT_TIMEOUT_MS"), "{text}");
-    assert_eq!(count(&client, &table).await, 5);
+    assert_eq!(count(&client, &table.name).await, 5);
     // Without checkpoints nothing needs saving: a deadline inside the margin just starts
     // no work.
     let no_checkpoint = Sweeper::new(
         client.clone(),
-        SweepConfig::new(table.as_str()).with_checkpoint(false),
+        SweepConfig::new(table.name.as_str()).with_checkpoint(false),
     )
     .with_clock(Arc::new(clock.clone()))
     .with_metrics(false);
@@ -156,7 +149,7 @@ async fn too_little_time_for_the_checkpoint_is_refused_and_none_at_all_starts_no
     assert!(!report.complete);
     assert_eq!((report.pages, report.deleted), (0, 0));
     assert_eq!(report.segments_remaining, 8);
-    assert_eq!(count(&client, &table).await, 5);
+    assert_eq!(count(&client, &table.name).await, 5);
     // A default context (no deadline) sweeps everything.
     let report = sweeper
         .handle(event(b"null", Context::default()))
@@ -198,12 +191,12 @@ async fn failing_segments_fail_the_invocation_with_the_report() {
 /// A handler invocation 2 s before its deadline, against a table that never answers.
 async fn stalled_invocation() -> SweepReport {
     let (direct, clock) = (client().await, far_future_clock());
-    let table = table(&direct, &clock, 5, 2).await;
+    let table = table(&clock, 5, 2).await;
     // The Lambda's client through a proxy whose answers take 30 s: a stalled table.
     let proxy = FaultProxy::in_front_of(local()).expect("fault proxy");
     proxy.set_latency(Duration::from_secs(30));
     let stalled = dynamodb_client(Some(&proxy.endpoint())).await;
-    let config = SweepConfig::new(table.as_str())
+    let config = SweepConfig::new(table.name.as_str())
         .with_deadline_margin(Duration::from_millis(300))
         .with_retry(
             RetryPolicy::new(10, Duration::from_millis(20), Duration::from_millis(100))
@@ -223,7 +216,7 @@ async fn stalled_invocation() -> SweepReport {
         report.retries >= 1,
         "attempts were cut and retried: {report:?}"
     );
-    assert_eq!(count(&direct, &table).await, 7, "nothing changed");
+    assert_eq!(count(&direct, &table.name).await, 7, "nothing changed");
     report
 }
 

@@ -2,28 +2,23 @@
 //! DynamoDB-compatible server (or `DYNAMODB_ENDPOINT`), one fresh table per test.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use dynamo_session_store::DynamoStore;
 use dynamo_session_store::aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::TestTable;
 use local_dynamodb::LocalDynamo;
 use session_app_lambda::{DEFAULT_INACTIVITY, app};
 use tower::ServiceExt;
 
-/// A store on a table created for this test.
-async fn fresh_store(label: &str) -> DynamoStore {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "app-{label}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let store = DynamoStore::new(LocalDynamo::shared().client().await, name);
-    store.create_table().await.expect("create the test table");
-    store
+/// A table created for this test (deleted again when dropped, against a remote
+/// endpoint), and a store on it.
+async fn fresh_store(label: &str) -> (TestTable, DynamoStore) {
+    let table = TestTable::new(&format!("app-{label}")).await;
+    let store = DynamoStore::new(LocalDynamo::shared().client().await, &table.name);
+    (table, store)
 }
 
 async fn send(app: &Router, method: &str, uri: &str, cookie: Option<&str>) -> Response<Body> {
@@ -80,7 +75,7 @@ async fn raw_item(store: &DynamoStore, cookie: &str) -> Option<HashMap<String, A
 
 #[tokio::test]
 async fn counts_visits_per_browser_and_stores_the_session_in_the_table() {
-    let store = fresh_store("count").await;
+    let (_table, store) = fresh_store("count").await;
     let app = app(store.clone(), DEFAULT_INACTIVITY);
 
     let first = send(&app, "GET", "/", None).await;
@@ -117,7 +112,7 @@ async fn counts_visits_per_browser_and_stores_the_session_in_the_table() {
 
 #[tokio::test]
 async fn reset_deletes_the_session_and_the_next_visit_starts_over() {
-    let store = fresh_store("reset").await;
+    let (_table, store) = fresh_store("reset").await;
     let app = app(store.clone(), DEFAULT_INACTIVITY);
     let first = send(&app, "GET", "/", None).await;
     let cookie = session_cookie(&first).unwrap();
@@ -140,7 +135,7 @@ async fn reset_deletes_the_session_and_the_next_visit_starts_over() {
 
 #[tokio::test]
 async fn an_unknown_session_cookie_starts_a_new_session() {
-    let store = fresh_store("unknown").await;
+    let (_table, store) = fresh_store("unknown").await;
     let app = app(store.clone(), DEFAULT_INACTIVITY);
     let forged = "id=AAAAAAAAAAAAAAAAAAAAAA";
     let response = send(&app, "GET", "/", Some(forged)).await;
@@ -153,7 +148,7 @@ async fn an_unknown_session_cookie_starts_a_new_session() {
 
 #[tokio::test]
 async fn serves_an_http_api_v2_event_as_lambda_http_decodes_it() {
-    let store = fresh_store("event").await;
+    let (_table, store) = fresh_store("event").await;
     let app = app(store.clone(), DEFAULT_INACTIVITY);
     let request = lambda_http::request::from_str(include_str!("fixtures/http-api-get-root.json"))
         .expect("a valid HTTP API payload v2 event");
