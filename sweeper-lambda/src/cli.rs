@@ -19,7 +19,7 @@ use clap::Parser;
 
 use crate::budget::Budget;
 use crate::client::dynamodb_client;
-use crate::config::{ConfigError, Slice, SweepConfig};
+use crate::config::{ConfigError, SweepConfig};
 use crate::error::SweepError;
 use crate::sweeper::Sweeper;
 
@@ -35,9 +35,9 @@ pub struct Args {
     /// Parallel scan segments, 1..=1000000 (env SWEEP_TOTAL_SEGMENTS; default 8)
     #[arg(long, value_name = "N")]
     pub segments: Option<String>,
-    /// Sweep only these segments of the total
-    #[arg(long, value_name = "START..END", value_parser = parse_slice)]
-    pub slice: Option<Slice>,
+    /// Sweep only segments START..END of the total, or part I of N (from 0) (env SWEEP_SLICE)
+    #[arg(long, value_name = "START..END|I/N")]
+    pub slice: Option<String>,
     /// Cutoff = now - N (env SWEEP_GRACE_SECONDS; default 15)
     #[arg(long, value_name = "N")]
     pub grace_seconds: Option<String>,
@@ -106,6 +106,7 @@ impl Args {
         let flags = [
             ("SESSIONS_TABLE", "--table", &self.table),
             ("SWEEP_TOTAL_SEGMENTS", "--segments", &self.segments),
+            ("SWEEP_SLICE", "--slice", &self.slice),
             (
                 "SWEEP_GRACE_SECONDS",
                 "--grace-seconds",
@@ -193,7 +194,7 @@ impl Args {
     pub fn config(&self, env: impl Fn(&str) -> Option<String>) -> Result<SweepConfig, ConfigError> {
         let vars = self.vars();
         let flag = |name: &str| vars.iter().find(|(var, ..)| *var == name);
-        let config = SweepConfig::from_lookup_named(
+        SweepConfig::from_lookup_named(
             |name| {
                 flag(name)
                     .map(|(.., value)| value.clone())
@@ -203,29 +204,8 @@ impl Args {
                 Some((_, flag, _)) => format!("flag `{flag}`"),
                 None => format!("environment variable `{name}`"),
             },
-        )?;
-        let Some(slice) = self.slice else {
-            return Ok(config);
-        };
-        let config = config.with_slice(slice);
-        config
-            .validate()
-            .map_err(|e| ConfigError::new("flag `--slice`", e.reason()))?;
-        Ok(config)
+        )
     }
-}
-
-/// `START..END`.
-fn parse_slice(text: &str) -> Result<Slice, String> {
-    let number = |n: &str| {
-        n.trim()
-            .parse::<u32>()
-            .map_err(|e| format!("`{n}` is not a segment number ({e})"))
-    };
-    let (a, b) = text
-        .split_once("..")
-        .ok_or_else(|| format!("`{text}` is not START..END"))?;
-    Ok(Slice::new(number(a)?, number(b)?))
 }
 
 /// Runs one sweep from the command line (arguments without the program name).
@@ -333,6 +313,7 @@ mod tests {
         let all = Args {
             table: Some("t".into()),
             segments: Some("1".into()),
+            slice: Some("0/1".into()),
             grace_seconds: Some("1".into()),
             max_deletes_per_second: Some("1".into()),
             max_read_units_per_second: Some("1".into()),
@@ -375,8 +356,17 @@ mod tests {
             .config(|_| None)
             .unwrap_err();
         assert!(err.field().contains("--slice"), "{err}");
-        let err = args(&["--slice", "2-9"]).unwrap_err();
-        assert!(err.to_string().contains("START..END"), "{err}");
+        let err = args(&["--table", "t", "--slice", "2-9"])
+            .unwrap()
+            .config(|_| None)
+            .unwrap_err();
+        assert!(err.field().contains("--slice"), "{err}");
+        assert!(err.reason().contains("START..END"), "{err}");
+        let err = args(&["--table", "t", "--segments", "2", "--slice", "0/3"])
+            .unwrap()
+            .config(|_| None)
+            .unwrap_err();
+        assert!(err.field().contains("--slice"), "{err}");
         let err = args(&[]).unwrap().config(|_| None).unwrap_err();
         assert!(err.field().contains("SESSIONS_TABLE"), "{err}");
     }

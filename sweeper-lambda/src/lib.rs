@@ -25,7 +25,8 @@
 //! From the environment ([`SweepConfig::from_env`]; only `SESSIONS_TABLE` is required):
 //! `SESSIONS_TABLE`, `SESSION_KEY_ATTRIBUTE` (`id`), `SESSION_EXPIRES_ATTRIBUTE`
 //! (`expires`), `SESSION_DATA_ATTRIBUTE` (`data`), `SESSION_KEY_PREFIX` (none),
-//! `SWEEP_TOTAL_SEGMENTS` (8), `SWEEP_GRACE_SECONDS` (15), `SWEEP_MAX_DELETES_PER_SECOND`
+//! `SWEEP_TOTAL_SEGMENTS` (8), `SWEEP_SLICE` (all segments: `START..END`, or part `I/N`),
+//! `SWEEP_GRACE_SECONDS` (15), `SWEEP_MAX_DELETES_PER_SECOND`
 //! (0, no cap), `SWEEP_PAGE_SIZE` (0, 1 MB pages), `SWEEP_DEADLINE_MARGIN_MS` (1000),
 //! `SWEEP_ATTEMPT_TIMEOUT_MS` (3000),
 //! `SWEEP_DRY_RUN` (false), `SWEEP_CHECKPOINT` (true), `SWEEP_METRICS_NAMESPACE`
@@ -85,7 +86,9 @@ pub mod testing;
 
 pub use budget::Budget;
 pub use checkpoint::{Checkpoint, read_checkpoint};
-pub use config::{ConfigError, DeleteStrategy, RetryPolicy, Slice, SweepConfig};
+pub use config::{
+    ConfigError, DeleteStrategy, RetryPolicy, Slice, SlicePart, SliceSetting, SweepConfig,
+};
 pub use engine::sweep;
 pub use error::SweepError;
 pub use event::EventOverrides;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dynamo_session_store::ItemSchema;
 
-use super::{ConfigError, DeleteStrategy, MAX_TOTAL_SEGMENTS, SweepConfig};
+use super::{ConfigError, DeleteStrategy, MAX_TOTAL_SEGMENTS, SliceSetting, SweepConfig};
 
 impl SweepConfig {
     /// Reads the contract's environment variables (see the crate docs).
@@ -51,6 +51,12 @@ impl SweepConfig {
                     format!("total_segments must be between 1 and {MAX_TOTAL_SEGMENTS}, got {v}"),
                 ));
             }
+        }
+        if let Some(v) = get("SWEEP_SLICE") {
+            let setting = v
+                .parse::<SliceSetting>()
+                .map_err(|reason| ConfigError::new(var("SWEEP_SLICE"), reason))?;
+            config = config.with_slice_setting(setting);
         }
         if let Some(v) = get("SWEEP_GRACE_SECONDS") {
             config.grace = Duration::from_secs(parse_number(&v, &var("SWEEP_GRACE_SECONDS"))?);
@@ -105,6 +111,7 @@ impl SweepConfig {
                 ConfigError::new(var("SWEEP_SEGMENT_CONCURRENCY"), err.reason())
             }
             "delete_concurrency" => ConfigError::new(var("SWEEP_DELETE_CONCURRENCY"), err.reason()),
+            "slice" => ConfigError::new(var("SWEEP_SLICE"), err.reason()),
             "item schema" => ConfigError::new(
                 format!(
                     "item schema ({}, {}, {})",
@@ -177,6 +184,28 @@ mod tests {
         assert!(config.checkpoint());
         assert_eq!(config.metrics_namespace(), "SessionSweeper");
         assert_eq!(config.schema(), &ItemSchema::default());
+    }
+
+    #[test]
+    fn a_slice_is_segments_or_a_part() {
+        let config = from(&[
+            ("SESSIONS_TABLE", "t"),
+            ("SWEEP_TOTAL_SEGMENTS", "8"),
+            ("SWEEP_SLICE", "1/2"),
+        ])
+        .unwrap();
+        assert_eq!(config.slice(), Slice::new(4, 8));
+        assert_eq!(config.slice_label(), "4-8of8");
+        let config = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_SLICE", "2..3")]).unwrap();
+        assert_eq!(config.slice_label(), "2-3of8");
+        for bad in ["2/2", "0/9", "1-2", "3..2"] {
+            let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_SLICE", bad)]).unwrap_err();
+            assert_eq!(
+                err.field(),
+                "environment variable `SWEEP_SLICE`",
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -122,6 +122,68 @@ impl Slice {
     }
 }
 
+/// Part `index` of `count` equal parts of the segments, whatever their total: how a
+/// deployment splits one table between several scheduled functions (`SWEEP_SLICE=1/2`)
+/// without computing segment numbers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlicePart {
+    /// Which part, from 0.
+    pub index: u32,
+    /// How many parts.
+    pub count: u32,
+}
+
+impl SlicePart {
+    /// Part `index` (from 0) of `count`.
+    pub fn new(index: u32, count: u32) -> Self {
+        Self { index, count }
+    }
+
+    /// The part's segments out of `total`: `index * total / count .. (index + 1) * total /
+    /// count`, so the parts cover every segment once and differ in size by one at most.
+    pub fn segments(&self, total: u32) -> Slice {
+        let bound = |i: u32| {
+            let b = u64::from(i) * u64::from(total) / u64::from(self.count.max(1));
+            u32::try_from(b).unwrap_or(u32::MAX)
+        };
+        Slice::new(bound(self.index), bound(self.index.saturating_add(1)))
+    }
+}
+
+/// A slice as written in `SWEEP_SLICE` or `--slice`: segments `START..END`, or part
+/// `I/N` of the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceSetting {
+    /// `START..END`.
+    Segments(Slice),
+    /// `I/N`.
+    Part(SlicePart),
+}
+
+impl std::str::FromStr for SliceSetting {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let number = |n: &str, what: &str| {
+            n.trim()
+                .parse::<u32>()
+                .map_err(|e| format!("`{}` is not a {what} ({e})", n.trim()))
+        };
+        if let Some((a, b)) = text.split_once("..") {
+            let (start, end) = (number(a, "segment number")?, number(b, "segment number")?);
+            Ok(Self::Segments(Slice::new(start, end)))
+        } else if let Some((i, n)) = text.split_once('/') {
+            let (index, count) = (number(i, "part number")?, number(n, "number of parts")?);
+            Ok(Self::Part(SlicePart::new(index, count)))
+        } else {
+            Err(format!(
+                "`{}` is neither START..END (segments) nor I/N (part I of N, from 0)",
+                text.trim()
+            ))
+        }
+    }
+}
+
 /// Everything one sweep needs to know. Built with [`SweepConfig::new`] and `with_*`
 /// methods (defaults below), or from the environment with [`SweepConfig::from_env`].
 ///
@@ -141,6 +203,7 @@ pub struct SweepConfig {
     schema: ItemSchema,
     total_segments: u32,
     slice: Option<Slice>,
+    part: Option<SlicePart>,
     grace: Duration,
     max_deletes_per_second: u32,
     max_read_units_per_second: u32,
@@ -168,6 +231,7 @@ impl SweepConfig {
             schema: ItemSchema::default(),
             total_segments: DEFAULT_TOTAL_SEGMENTS,
             slice: None,
+            part: None,
             grace: DEFAULT_GRACE,
             max_deletes_per_second: 0,
             max_read_units_per_second: 0,
@@ -190,17 +254,36 @@ impl SweepConfig {
         self
     }
 
-    /// Sets `TotalSegments`, 1 to 1,000,000 (default 8). Resets the slice to all segments.
+    /// Sets `TotalSegments`, 1 to 1,000,000 (default 8). Resets a slice of segment
+    /// numbers to all segments; a [part](Self::with_slice_part) is kept, as it is
+    /// relative to the total.
     pub fn with_total_segments(mut self, total: u32) -> Self {
         self.total_segments = total;
         self.slice = None;
         self
     }
 
-    /// Sweeps only segments `start..end` of the total (default all of them).
+    /// Sweeps only segments `start..end` of the total (default all of them). Wins over a
+    /// [part](Self::with_slice_part).
     pub fn with_slice(mut self, slice: Slice) -> Self {
         self.slice = Some(slice);
         self
+    }
+
+    /// Sweeps only part `index` of `count` equal parts of the segments (see
+    /// [`SlicePart::segments`]); cleared by [`with_slice`](Self::with_slice).
+    pub fn with_slice_part(mut self, part: SlicePart) -> Self {
+        self.part = Some(part);
+        self.slice = None;
+        self
+    }
+
+    /// Applies a `START..END` or `I/N` setting.
+    pub fn with_slice_setting(self, setting: SliceSetting) -> Self {
+        match setting {
+            SliceSetting::Segments(slice) => self.with_slice(slice),
+            SliceSetting::Part(part) => self.with_slice_part(part),
+        }
     }
 
     /// Sets the grace window: items expired for less than this survive (default 15 s).
@@ -309,6 +392,17 @@ impl SweepConfig {
                 ),
             ));
         }
+        if let (None, Some(part)) = (self.slice, self.part)
+            && (part.count == 0 || part.index >= part.count || part.count > self.total_segments)
+        {
+            return Err(ConfigError::new(
+                "slice",
+                format!(
+                    "part {}/{} must satisfy index < parts <= total_segments ({})",
+                    part.index, part.count, self.total_segments
+                ),
+            ));
+        }
         let slice = self.slice();
         if slice.start >= slice.end || slice.end > self.total_segments {
             return Err(ConfigError::new(
@@ -376,6 +470,7 @@ impl SweepConfig {
     /// The segments this invocation sweeps.
     pub fn slice(&self) -> Slice {
         self.slice
+            .or_else(|| self.part.map(|part| part.segments(self.total_segments)))
             .unwrap_or_else(|| Slice::new(0, self.total_segments))
     }
 
@@ -505,5 +600,45 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.slice_label(), "1-3of4");
         assert_eq!(config.segment_concurrency(), 2);
+    }
+
+    #[test]
+    fn parts_cover_every_segment_once() {
+        for total in [1, 2, 3, 7, 8, 16, 1_000_000] {
+            for count in (1..=8).filter(|&c| c <= total) {
+                let mut next = 0;
+                for index in 0..count {
+                    let config = SweepConfig::new("t")
+                        .with_slice_part(SlicePart::new(index, count))
+                        .with_total_segments(total);
+                    config.validate().unwrap();
+                    let slice = config.slice();
+                    assert_eq!(slice.start, next, "{index}/{count} of {total}");
+                    assert!(slice.len() >= total / count && slice.len() <= total / count + 1);
+                    next = slice.end;
+                }
+                assert_eq!(next, total, "{count} parts of {total}");
+            }
+        }
+        let part = |i, n| SweepConfig::new("t").with_slice_part(SlicePart::new(i, n));
+        assert_eq!(part(1, 2).slice_label(), "4-8of8");
+        for (i, n) in [(2, 2), (0, 0), (0, 9)] {
+            let err = part(i, n).validate().unwrap_err();
+            assert_eq!(err.field(), "slice");
+            assert!(err.reason().contains(&format!("{i}/{n}")), "{err}");
+        }
+        // Segment numbers win over a part.
+        let config = part(1, 2).with_slice(Slice::new(0, 1));
+        assert_eq!(config.slice(), Slice::new(0, 1));
+    }
+
+    #[test]
+    fn slice_settings_parse() {
+        let parse = |t: &str| t.parse::<SliceSetting>();
+        assert_eq!(parse("1..3"), Ok(SliceSetting::Segments(Slice::new(1, 3))));
+        assert_eq!(parse(" 0/2 "), Ok(SliceSetting::Part(SlicePart::new(0, 2))));
+        assert!(parse("2-9").unwrap_err().contains("I/N"));
+        assert!(parse("a/2").unwrap_err().contains("part number"));
+        assert!(parse("1..x").unwrap_err().contains("segment number"));
     }
 }
