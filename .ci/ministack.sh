@@ -34,9 +34,10 @@ start() {
     local endpoint="http://127.0.0.1:$port"
     # Loopback only; AWS_ENDPOINT_URL so that what MiniStack runs (Lambda bootstraps)
     # reaches MiniStack's own services. Its temporary files stay under STATE_DIR.
+    # setsid: its own process group, so that stop also ends the Lambda processes it runs.
     GATEWAY_PORT=$port BIND_HOST=127.0.0.1 MINISTACK_HOST=127.0.0.1 \
         AWS_ENDPOINT_URL=$endpoint TMPDIR=$state S3_DATA_DIR=$state/s3 LOG_LEVEL=WARNING \
-        "$VENV/bin/ministack" >"$state/ministack.log" 2>&1 &
+        setsid "$VENV/bin/ministack" >"$state/ministack.log" 2>&1 &
     echo $! >"$state/pid"
     echo "$endpoint" >"$state/endpoint"
     for _ in $(seq 1 150); do
@@ -63,14 +64,15 @@ stop() {
     [[ -f $state/pid ]] || return 0
     local pid
     pid=$(cat "$state/pid")
+    # The process group led by that PID: MiniStack and the Lambda bootstraps it started.
     if kill -0 "$pid" 2>/dev/null; then
-        kill "$pid"
+        kill -- "-$pid" 2>/dev/null || kill "$pid"
         for _ in $(seq 1 50); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -9 "$pid" 2>/dev/null || true
     fi
+    kill -9 -- "-$pid" 2>/dev/null || true
     rm -f "$state/pid"
 }
 
