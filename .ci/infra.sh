@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Offline validation of infra/ (no AWS credentials, no network but PyPI):
-#   1. cfn-lint on infra/template.yaml;
-#   2. the SAM transform to plain CloudFormation (aws-sam-translator, offline), then
+# Offline validation of infra/ (no AWS credentials, no network but PyPI), for both
+# templates: infra/template.yaml (the sessions stack) and infra/app/template.yaml (the
+# example app's stack):
+#   1. cfn-lint, and `sam validate --lint`;
+#   2. the transforms to plain CloudFormation (AWS::LanguageExtensions with the SAM CLI's
+#      own implementation, then aws-sam-translator), then
 #      cfn-lint on the result;
-#   3. the IAM check on the transformed template (infra/scripts/check_iam.py);
+#   3. the IAM check on the transformed templates (infra/scripts/check_iam.py);
 #   4. the same checks on infra/tests/broken-template.yaml, each of which must FAIL for
 #      the reason the fixture was broken for;
 #   5. the sweeper's arm64 Lambda artifact built with cargo-lambda: bootstrap.zip <= 4 MiB.
@@ -14,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 # Pinned tools (PyPI). cargo-lambda's wheel brings zig (the ziglang package) for the
 # cross build; no Docker.
+SAM_CLI_VERSION=1.170.0
 CFN_LINT_VERSION=1.58.0
 SAM_TRANSLATOR_VERSION=1.115.0
 CARGO_LAMBDA_VERSION=1.9.2
@@ -51,40 +55,45 @@ expect_failure() {
     echo "    ok: $name rejects it ($(grep -cF -- "${expected[0]}" "$log") x \"${expected[0]}\" ...)"
 }
 
-step 0 "tools: venv $VENV with cfn-lint==$CFN_LINT_VERSION aws-sam-translator==$SAM_TRANSLATOR_VERSION cargo-lambda==$CARGO_LAMBDA_VERSION"
+step 0 "tools: venv $VENV with aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION aws-sam-translator==$SAM_TRANSLATOR_VERSION cargo-lambda==$CARGO_LAMBDA_VERSION"
 t=$SECONDS
 if [[ ! -x $VENV/bin/python ]]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "aws-sam-cli==$SAM_CLI_VERSION" \
     "cfn-lint==$CFN_LINT_VERSION" \
     "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
     "cargo-lambda==$CARGO_LAMBDA_VERSION"
 PY="$VENV/bin/python"
-export PATH="$PWD/$VENV/bin:$PATH"
+export PATH="$PWD/$VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
 echo "    $("$PY" --version), $(cfn-lint --version), aws-sam-translator $("$PY" -c 'import samtranslator; print(samtranslator.__version__)')"
 echo "    $(cargo lambda --version), zig $("$PY" -m ziglang version), $(cargo --version)"
 elapsed tools "$t"
 
-step 1 "cfn-lint infra/template.yaml (CloudFormation and SAM schemas)"
+step 1 "cfn-lint and sam validate --lint: infra/template.yaml, infra/app/template.yaml"
 t=$SECONDS
-cfn-lint infra/template.yaml
+cfn-lint infra/template.yaml infra/app/template.yaml
+(cd infra && sam validate --lint)
+(cd infra/app && sam validate --lint)
 echo "    ok: no errors or warnings"
 elapsed cfn-lint "$t"
 
-step 2 "SAM transform (aws-sam-translator, offline) -> $OUT/template.json, then cfn-lint on it"
+step 2 "transforms (AWS::LanguageExtensions, then SAM; offline) -> $OUT/*.json, then cfn-lint on them"
 t=$SECONDS
 "$PY" infra/scripts/transform.py infra/template.yaml "$OUT/template.json"
-# W1028 (unreachable Fn::If branch) is ignored on the generated template only: the
-# translator itself wraps the HttpApi paths of a function with a Condition in nested
-# Fn::If blocks of that same condition. The authored template is linted with every rule.
-cfn-lint --ignore-checks W1028 -- "$OUT/template.json"
-echo "    ok: the transformed template lints clean"
+"$PY" infra/scripts/transform.py infra/app/template.yaml "$OUT/app-template.json"
+# Ignored on the generated templates only (the authored ones are linted with every rule):
+# W1020, an Fn::Sub with no variable left, which is what Fn::ForEach leaves of
+# `!Sub "Slice${Slice}"`, as CloudFormation's own transform does.
+cfn-lint --ignore-checks W1020 -- "$OUT/template.json" "$OUT/app-template.json"
+echo "    ok: the transformed templates lint clean"
 elapsed transform "$t"
 
-step 3 "IAM: no wildcard action/resource; sweeper and app policy limited to the sessions table"
+step 3 "IAM: no wildcard action/resource; every slice's sweeper and the app policy limited to the sessions table"
 t=$SECONDS
 "$PY" infra/scripts/check_iam.py "$OUT/template.json"
+"$PY" infra/scripts/check_iam.py --app-stack "$OUT/app-template.json"
 elapsed iam "$t"
 
 step 4 "the broken fixture infra/tests/broken-template.yaml must be rejected by every check"

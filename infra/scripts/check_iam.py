@@ -15,14 +15,19 @@ Rules (each violation is printed; the exit status is 1 if there is any):
    is a log group created in this template and the statement grants nothing but
    logs:CreateLogStream and logs:PutLogEvents.
 2. Roles attach no managed policy from outside the template (those could not be
-   checked; AWSLambdaBasicExecutionRole, for one, grants `arn:aws:logs:*:*:*`).
-3. The sweeper's role grants exactly the sweeper contract (infra CONTRACT): dynamodb:Scan
+   checked; AWSLambdaBasicExecutionRole, for one, grants `arn:aws:logs:*:*:*`), with one
+   exception in `--app-stack` mode: the sessions stack's own app policy, imported as
+   `Fn::ImportValue: ${<SessionsStackName>}-AppTablePolicyArn` (rule 4 checks it there).
+3. Every sweeper function (logical id matching `--sweeper-function`, one per slice) has a
+   role granting exactly the sweeper contract (infra CONTRACT): dynamodb:Scan
    and dynamodb:PartiQLDelete on the sessions table; dynamodb:GetItem, PutItem and
    DeleteItem on it only under `ForAllValues:StringLike` `dynamodb:LeadingKeys`
    `<KeyPrefix>!sweeper-checkpoint/*`; CreateLogStream and PutLogEvents on the log group
    in the function's LoggingConfig. Nothing else, and nothing missing.
 4. The app policy grants exactly GetItem, PutItem, UpdateItem and DeleteItem on the
-   sessions table.
+   sessions table. In `--app-stack` mode (the example app's own template), rules 3 and 4
+   are replaced by: every role attaches that imported policy and grants nothing but its
+   own log streams.
 
 The sessions table is either the template's table resource (`--table`) or the ARN built
 from the existing-table parameter (`--existing-table-parameter`).
@@ -220,11 +225,19 @@ class Checker:
                 self.error(where, f"wildcard in Resource {resource!r}")
 
     # ---------------------------------------------------------------- rule 2
+    def is_imported_app_policy(self, node):
+        expected = "${%s}-AppTablePolicyArn" % self.args.sessions_stack_parameter
+        return (self.args.app_stack and isinstance(node, dict) and set(node) == {"Fn::ImportValue"}
+                and node["Fn::ImportValue"] == {"Fn::Sub": expected}
+                and self.args.sessions_stack_parameter in (self.template.get("Parameters") or {}))
+
     def check_managed_policy_attachments(self):
         for logical, resource in self.resources.items():
             if resource.get("Type") != "AWS::IAM::Role":
                 continue
             for node in (resource.get("Properties") or {}).get("ManagedPolicyArns") or []:
+                if self.is_imported_app_policy(node):
+                    continue
                 if not (isinstance(node, dict) and node.get("Ref") in self.resources
                         and self.resources[node["Ref"]].get("Type") == "AWS::IAM::ManagedPolicy"):
                     self.error(f"Resources.{logical}.ManagedPolicyArns",
@@ -274,15 +287,43 @@ class Checker:
         allowed = {CHECKPOINT_SUFFIX, "{param:%s}%s" % (self.args.key_prefix_parameter, CHECKPOINT_SUFFIX)}
         return bool(patterns) and set(patterns) <= allowed
 
-    def check_sweeper(self):
-        function = self.resources.get(self.args.sweeper_function)
-        if not function or function.get("Type") not in ("AWS::Lambda::Function", "AWS::Serverless::Function"):
-            self.error(self.args.sweeper_function, "no such Lambda function")
-            return
+    def check_sweepers(self):
+        functions = [logical for logical, resource in self.resources.items()
+                     if re.fullmatch(self.args.sweeper_function, logical)
+                     and resource.get("Type") in ("AWS::Lambda::Function", "AWS::Serverless::Function")]
+        if not functions:
+            self.error(self.args.sweeper_function, "no Lambda function matches")
+        for function in functions:
+            self.check_sweeper(function)
+
+    def check_app_roles(self):
+        roles = [logical for logical, resource in self.resources.items()
+                 if resource.get("Type") == "AWS::IAM::Role"
+                 and "lambda.amazonaws.com" in json.dumps(resource["Properties"].get("AssumeRolePolicyDocument"))]
+        if not roles:
+            self.error("Resources", "no Lambda role in the app stack")
+        for role in roles:
+            properties = self.resources[role].get("Properties") or {}
+            attached = properties.get("ManagedPolicyArns") or []
+            if not any(self.is_imported_app_policy(node) for node in attached):
+                self.error(f"Resources.{role}", "does not attach the sessions stack's app policy")
+            self.notes.append(f"app role {role}: the imported app table policy, and:")
+            for where, statement in self.role_statements(role):
+                actions, resources = self.grants(where, statement)
+                self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}")
+                if statement.get("Effect") != "Allow":
+                    continue
+                if not (set(actions) <= LOG_STREAM_ACTIONS and resources
+                        and all(self.is_own_log_streams(r) for r in resources)):
+                    self.error(where, f"app role grants {sorted(set(actions))} on {sorted(set(resources))}, "
+                               "beyond its own log streams")
+
+    def check_sweeper(self, name):
+        function = self.resources[name]
         properties = function.get("Properties") or {}
         role = properties.get("Role")
         if not (isinstance(role, dict) and "Fn::GetAtt" in role):
-            self.error(self.args.sweeper_function, "Role must be a role of this template (Fn::GetAtt ROLE.Arn)")
+            self.error(name, "Role must be a role of this template (Fn::GetAtt ROLE.Arn)")
             return
         role = as_list(role["Fn::GetAtt"])[0].split(".")[0]
         log_group = ((properties.get("LoggingConfig") or {}).get("LogGroup") or {})
@@ -299,7 +340,7 @@ class Checker:
             ("logs:PutLogEvents", "own log group", "-"),
         }
         granted = set()
-        self.notes.append(f"sweeper role {role} (function {self.args.sweeper_function}):")
+        self.notes.append(f"sweeper role {role} (function {name}):")
         for where, statement in self.role_statements(role):
             actions, resources = self.grants(where, statement)
             self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}"
@@ -357,18 +398,25 @@ class Checker:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("template")
-    parser.add_argument("--sweeper-function", default="SweeperFunction")
+    parser.add_argument("--sweeper-function", default="SweeperFunction[0-9]*",
+                        help="regular expression for the sweeper functions' logical ids")
     parser.add_argument("--table", default="SessionsTable")
     parser.add_argument("--existing-table-parameter", default="ExistingTableName")
     parser.add_argument("--key-prefix-parameter", default="KeyPrefix")
     parser.add_argument("--app-policy", default="AppTablePolicy")
+    parser.add_argument("--app-stack", action="store_true",
+                        help="the example app's template: rules 1, 2 and the app-role rule")
+    parser.add_argument("--sessions-stack-parameter", default="SessionsStackName")
     args = parser.parse_args()
 
     checker = Checker(load(args.template), args)
     checker.check_wildcards()
     checker.check_managed_policy_attachments()
-    checker.check_sweeper()
-    checker.check_app_policy()
+    if args.app_stack:
+        checker.check_app_roles()
+    else:
+        checker.check_sweepers()
+        checker.check_app_policy()
     for note in checker.notes:
         print(note)
     if checker.errors:
@@ -376,8 +424,9 @@ def main():
         for error in checker.errors:
             print(f"  - {error}", file=sys.stderr)
         return 1
-    print(f"IAM check passed for {args.template}: no wildcard action or resource (bar own log streams), "
-          "sweeper and app policy limited to the sessions table")
+    scope = ("the app role holds the sessions stack's app policy and its own log streams only" if args.app_stack
+             else "sweeper and app policy limited to the sessions table")
+    print(f"IAM check passed for {args.template}: no wildcard action or resource (bar own log streams), {scope}")
     return 0
 
 

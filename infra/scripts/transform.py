@@ -3,7 +3,10 @@
 
 This is what the AWS::Serverless-2016-10-31 transform does at deploy time, so SAM-level
 mistakes (an unknown event type, a misspelt event property) fail here, which
-`cfn-lint` alone does not catch. No AWS call is made:
+`cfn-lint` alone does not catch. A template that also declares AWS::LanguageExtensions
+(Fn::ForEach) is first expanded with the SAM CLI's own implementation of that transform
+(samcli.lib.cfn_language_extensions), as CloudFormation does before the SAM transform.
+No AWS call is made:
 
 - local code paths (`CodeUri: ../sweeper-lambda`) are replaced by a dummy S3 URI, as
   `sam validate` does, since the translator only accepts S3 locations;
@@ -15,6 +18,7 @@ Usage: transform.py TEMPLATE.yaml OUTPUT.json
 Exit status 0 on success, 1 with the translator's messages on a rejected template.
 """
 
+import copy
 import json
 import os
 import sys
@@ -22,6 +26,7 @@ import sys
 DUMMY_REGION = "eu-west-1"
 DUMMY_ACCOUNT = "123456789012"
 DUMMY_BUCKET = "offline-validation-artifacts"
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
 
 # Properties holding local paths that `sam package` would upload, by resource type.
 LOCAL_PATH_PROPERTIES = {
@@ -47,6 +52,79 @@ def replace_local_paths(properties, names):
             properties[name] = f"s3://{DUMMY_BUCKET}/{value.strip('./') or 'root'}.zip"
 
 
+def literal_sub(node):
+    """The string of `{"Fn::Sub": "Name0"}` once no variable is left in it, else None."""
+    if isinstance(node, dict) and set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str) \
+            and "${" not in node["Fn::Sub"]:
+        return node["Fn::Sub"]
+    return None
+
+
+def resolve_sub_in_ref(node):
+    """`{"Ref": {"Fn::Sub": "Name0"}}`, `{"Fn::FindInMap": [M, {"Fn::Sub": "Key0"}, K]}` and
+    `"Condition": {"Fn::Sub": "Is0"}`, how a loop names one of its own resources, map keys
+    or conditions, become plain names once the loop variable is substituted, as the
+    transform does."""
+    if isinstance(node, dict):
+        if len(node) == 1 and literal_sub(node.get("Ref")) is not None:
+            return {"Ref": literal_sub(node["Ref"])}
+        if len(node) == 1 and isinstance(node.get("Fn::FindInMap"), list):
+            # Keys of Fn::FindInMap may be intrinsics under the transform.
+            return {"Fn::FindInMap": [literal_sub(key) if literal_sub(key) is not None
+                                      else resolve_sub_in_ref(key)
+                                      for key in node["Fn::FindInMap"]]}
+        return {key: (literal_sub(value) if key == "Condition" and literal_sub(value) is not None
+                      else resolve_sub_in_ref(value))
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [resolve_sub_in_ref(value) for value in node]
+    return node
+
+
+def expand_language_extensions(template):
+    """Applies AWS::LanguageExtensions when the template declares it, then drops it from
+    the Transform list (what is left is for the SAM translator)."""
+    transforms = template.get("Transform") or []
+    transforms = [transforms] if isinstance(transforms, str) else list(transforms)
+    if LANGUAGE_EXTENSIONS not in transforms:
+        return template
+    # Only the loop expansion (and the FindInMap/Ref that name its collection): the SAM
+    # CLI's default pipeline would also resolve every parameter and pseudo parameter it
+    # can, which CloudFormation does not, and which would hide what the IAM check reads.
+    from samcli.lib.cfn_language_extensions import (
+        ProcessingPipeline,
+        PseudoParameterValues,
+        ResolutionMode,
+        TemplateParsingProcessor,
+        TemplateProcessingContext,
+        create_default_intrinsic_resolver,
+    )
+    from samcli.lib.cfn_language_extensions.processors import ForEachProcessor
+
+    values = {
+        name: spec["Default"]
+        for name, spec in (template.get("Parameters") or {}).items()
+        if "Default" in spec
+    }
+    context = TemplateProcessingContext(
+        fragment=copy.deepcopy(template),
+        parameter_values=values,
+        pseudo_parameters=PseudoParameterValues(region=DUMMY_REGION, account_id=DUMMY_ACCOUNT),
+        resolution_mode=ResolutionMode.PARTIAL,
+    )
+    pipeline = ProcessingPipeline([
+        TemplateParsingProcessor(),
+        ForEachProcessor(intrinsic_resolver=create_default_intrinsic_resolver(context)),
+    ])
+    expanded = resolve_sub_in_ref(pipeline.process_template(context))
+    rest = [t for t in transforms if t != LANGUAGE_EXTENSIONS]
+    if rest:
+        expanded["Transform"] = rest[0] if len(rest) == 1 else rest
+    else:
+        expanded.pop("Transform", None)
+    return expanded
+
+
 def main(argv):
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -64,6 +142,11 @@ def main(argv):
 
     with open(source, encoding="utf-8") as f:
         template = yaml_parse(f.read())
+    try:
+        template = expand_language_extensions(template)
+    except Exception as e:  # the library's own InvalidTemplateException, and its kin
+        print(f"{source}: AWS::LanguageExtensions rejected the template: {e}", file=sys.stderr)
+        return 1
 
     for resource in (template.get("Resources") or {}).values():
         names = LOCAL_PATH_PROPERTIES.get(resource.get("Type"))

@@ -1,5 +1,6 @@
 //! An example HTTP API Lambda whose sessions live in the shared sessions table: the "apps
-//! share the store crate" case of `infra/template.yaml` (parameter `DeployExampleApp`).
+//! share the store crate" case: a stack of its own, `infra/app/template.yaml`, on the
+//! sessions stack of `infra/template.yaml`.
 //!
 //! The same [`app`] router is served by `lambda_http` in `main.rs` and exercised by the
 //! tests against the embedded DynamoDB-compatible server.
