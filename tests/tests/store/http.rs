@@ -4,13 +4,10 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use axum::routing::get;
-use http_body_util::BodyExt;
 use tokio::sync::Notify;
-use tower::ServiceExt;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use super::*;
@@ -76,28 +73,8 @@ async fn send(
     path: &str,
     cookie: Option<&str>,
 ) -> (StatusCode, Option<String>, String) {
-    let mut req = Request::builder().uri(path);
-    if let Some(id) = cookie {
-        req = req.header(header::COOKIE, format!("id={id}"));
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status();
-    let set_cookie = res
-        .headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let value = set_cookie.map(|c| {
-        let pair = c.split(';').next().unwrap();
-        pair.strip_prefix("id=")
-            .expect("the session cookie")
-            .to_owned()
-    });
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, value, String::from_utf8(body.to_vec()).unwrap())
+    let (status, set_cookie, body) = super::routes::request(app, path, cookie).await;
+    (status, set_cookie.map(|c| c.value), body)
 }
 
 #[tokio::test]

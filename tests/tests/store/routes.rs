@@ -80,8 +80,8 @@ async fn app(
 
 /// The parts of the session cookie a test looks at.
 #[derive(Debug, Default)]
-struct SetCookie {
-    value: String,
+pub(super) struct SetCookie {
+    pub(super) value: String,
     attributes: Vec<String>,
 }
 
@@ -106,7 +106,7 @@ impl SetCookie {
 
 /// One request, with the session cookie `cookie` if given: status, the session's
 /// `Set-Cookie` if any, body.
-async fn request(
+pub(super) async fn request(
     app: &Router,
     uri: &str,
     cookie: Option<&str>,
