@@ -14,11 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SAM_CLI_VERSION=1.170.0
-CFN_LINT_VERSION=1.58.0
-SAM_TRANSLATOR_VERSION=1.115.0
-CARGO_LAMBDA_VERSION=1.9.2
-VENV=.venv
+source .ci/tools.sh
+VENV=$INFRA_VENV
 
 started=$SECONDS
 step() { echo; echo "==> [e2e ${1}] ${2}"; }
@@ -31,13 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step 0 "tools: $VENV with aws-sam-cli==$SAM_CLI_VERSION (and the pins of .ci/infra.sh); qemu-aarch64-static"
+step 0 "tools: $VENV with aws-sam-cli==$SAM_CLI_VERSION and the rest of .ci/tools.sh's pins; qemu-aarch64-static"
 t=$SECONDS
-[[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "aws-sam-cli==$SAM_CLI_VERSION" "cfn-lint==$CFN_LINT_VERSION" \
-    "aws-sam-translator==$SAM_TRANSLATOR_VERSION" "cargo-lambda==$CARGO_LAMBDA_VERSION"
-export PATH="$PWD/$VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
+install_infra_tools
 if ! command -v qemu-aarch64-static >/dev/null || [[ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]]; then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"

@@ -15,15 +15,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-# Pinned tools (PyPI). cargo-lambda's wheel brings zig (the ziglang package) for the
-# cross build; no Docker.
-SAM_CLI_VERSION=1.170.0
-CFN_LINT_VERSION=1.58.0
-SAM_TRANSLATOR_VERSION=1.115.0
-CARGO_LAMBDA_VERSION=1.9.2
+# Pinned tools (PyPI): .ci/tools.sh.
+source .ci/tools.sh
 MAX_ZIP_BYTES=4194304 # 4 MiB
 
-VENV=.venv
+VENV=$INFRA_VENV
 OUT=target/infra
 mkdir -p "$OUT"
 
@@ -57,16 +53,8 @@ expect_failure() {
 
 step 0 "tools: venv $VENV with aws-sam-cli==$SAM_CLI_VERSION cfn-lint==$CFN_LINT_VERSION aws-sam-translator==$SAM_TRANSLATOR_VERSION cargo-lambda==$CARGO_LAMBDA_VERSION"
 t=$SECONDS
-if [[ ! -x $VENV/bin/python ]]; then
-    python3 -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "aws-sam-cli==$SAM_CLI_VERSION" \
-    "cfn-lint==$CFN_LINT_VERSION" \
-    "aws-sam-translator==$SAM_TRANSLATOR_VERSION" \
-    "cargo-lambda==$CARGO_LAMBDA_VERSION"
+install_infra_tools
 PY="$VENV/bin/python"
-export PATH="$PWD/$VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
 echo "    $("$PY" --version), $(cfn-lint --version), aws-sam-translator $("$PY" -c 'import samtranslator; print(samtranslator.__version__)')"
 echo "    $(cargo lambda --version), zig $("$PY" -m ziglang version), $(cargo --version)"
 elapsed tools "$t"

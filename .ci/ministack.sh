@@ -9,8 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MINISTACK_VERSION=1.5.33
-SAM_TRANSLATOR_VERSION=1.115.0
+source .ci/tools.sh # MINISTACK_VERSION, SAM_TRANSLATOR_VERSION
 VENV=.venv-ministack
 
 install() {

@@ -106,16 +106,8 @@ def deploy_sessions(args, schedule_enabled):
 
 # ---------------------------------------------------------------- table helpers
 def scan_all(ddb, table):
-    items, start = [], None
-    while True:
-        kwargs = {"TableName": table, "ConsistentRead": True}
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        page = ddb.scan(**kwargs)
-        items += page["Items"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return {item["id"]["S"]: item for item in items}
+    pages = ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return {item["id"]["S"]: item for page in pages for item in page["Items"]}
 
 
 def put_all(ddb, table, items):
@@ -266,16 +258,8 @@ def invoke(lam, function, event):
 
 
 def sweeper_log_lines(logs, group, since_ms):
-    lines, token = [], None
-    while True:
-        kwargs = {"logGroupName": group, "startTime": since_ms}
-        if token:
-            kwargs["nextToken"] = token
-        page = logs.filter_log_events(**kwargs)
-        lines += [e["message"] for e in page.get("events", [])]
-        token = page.get("nextToken")
-        if not token:
-            return lines
+    pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group, startTime=since_ms)
+    return [event["message"] for page in pages for event in page.get("events", [])]
 
 
 def finished_runs(lines):
