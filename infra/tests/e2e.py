@@ -46,7 +46,7 @@ APP_STACK = "e2e-sessions-app"
 KEY_PREFIX = "e2e:"
 TOTAL_SEGMENTS = 8
 SLICES = 2
-GRACE_SECONDS = 120
+GRACE_SECONDS = 900  # the in-grace items (expired 5 s before seeding) stay in grace for the whole run
 SCHEDULE_TIMEOUT_S = 240
 ALARM_TIMEOUT_S = 120
 
