@@ -62,7 +62,9 @@ pub async fn serve() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let sweeper = Sweeper::new(dynamodb_client(None).await, config);
+    // Set by Lambda: the metrics are also published per function, that is per slice.
+    let sweeper = Sweeper::new(dynamodb_client(None).await, config)
+        .with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
     let sweeper = &sweeper;
     let run = lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| async move { sweeper.handle(event).await },

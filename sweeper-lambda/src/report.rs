@@ -103,8 +103,11 @@ pub const METRIC_NAMES: [&str; 13] = [
 impl SweepReport {
     /// The report as one CloudWatch Embedded Metric Format object: namespace `namespace`,
     /// dimension `TableName`, the [`METRIC_NAMES`] as metrics, the rest as properties.
-    /// `timestamp_ms` is the metric time, epoch milliseconds.
-    pub fn to_emf(&self, namespace: &str, timestamp_ms: i64) -> Value {
+    /// `timestamp_ms` is the metric time, epoch milliseconds. With `function_name` (the
+    /// Lambda function's, which is one slice's in the template), every metric is also
+    /// published per `TableName` and `FunctionName`, so that a slice that keeps stopping
+    /// early is seen even while the others finish.
+    pub fn to_emf(&self, namespace: &str, timestamp_ms: i64, function_name: Option<&str>) -> Value {
         let metrics: Vec<Value> = METRIC_NAMES
             .iter()
             .map(|name| {
@@ -116,12 +119,16 @@ impl SweepReport {
                 json!({"Name": name, "Unit": unit})
             })
             .collect();
-        json!({
+        let mut dimensions = vec![json!(["TableName"])];
+        if function_name.is_some() {
+            dimensions.push(json!(["TableName", "FunctionName"]));
+        }
+        let mut emf = json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
-                    "Dimensions": [["TableName"]],
+                    "Dimensions": dimensions,
                     "Metrics": metrics,
                 }],
             },
@@ -147,12 +154,22 @@ impl SweepReport {
             "ExpiresInMillis": self.expires_in_millis,
             "ExpiresFarFuture": self.expires_far_future,
             "CheckpointDiscarded": self.checkpoint_discarded,
-        })
+        });
+        if let Some(name) = function_name {
+            emf["FunctionName"] = json!(name);
+        }
+        emf
     }
 
     /// [`SweepReport::to_emf`] as one line of JSON, ready for stdout.
-    pub fn emf_line(&self, namespace: &str, timestamp_ms: i64) -> String {
-        self.to_emf(namespace, timestamp_ms).to_string()
+    pub fn emf_line(
+        &self,
+        namespace: &str,
+        timestamp_ms: i64,
+        function_name: Option<&str>,
+    ) -> String {
+        self.to_emf(namespace, timestamp_ms, function_name)
+            .to_string()
     }
 }
 
@@ -194,7 +211,7 @@ mod tests {
 
     #[test]
     fn emf_line_is_one_json_line_with_the_contract_metrics() {
-        let line = report().emf_line("SessionSweeper", 1_700_000_000_000);
+        let line = report().emf_line("SessionSweeper", 1_700_000_000_000, None);
         assert!(!line.contains('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
         let directive = &v["_aws"]["CloudWatchMetrics"][0];
@@ -224,6 +241,19 @@ mod tests {
         assert_eq!(v["ExpiresInMillis"], 2);
         assert_eq!(v["ExpiresFarFuture"], 1);
         assert_eq!(v["CheckpointDiscarded"], 3);
+    }
+
+    #[test]
+    fn in_lambda_metrics_are_also_per_function() {
+        let v = report().to_emf("Ns", 0, Some("stack-SweeperFunction1-ABC"));
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["TableName"], ["TableName", "FunctionName"]])
+        );
+        assert_eq!(v["FunctionName"], "stack-SweeperFunction1-ABC");
+        assert_eq!(v["TableName"], "sessions");
+        let v = report().to_emf("Ns", 0, None);
+        assert!(v.get("FunctionName").is_none());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct Sweeper {
     pub(crate) config: SweepConfig,
     pub(crate) clock: SharedClock,
     emit_metrics: bool,
+    function_name: Option<String>,
 }
 
 impl std::fmt::Debug for Sweeper {
@@ -30,6 +31,7 @@ impl std::fmt::Debug for Sweeper {
             .field("config", &self.config)
             .field("clock", &self.clock)
             .field("emit_metrics", &self.emit_metrics)
+            .field("function_name", &self.function_name)
             .finish_non_exhaustive()
     }
 }
@@ -42,6 +44,7 @@ impl Sweeper {
             config,
             clock: Arc::new(SystemClock),
             emit_metrics: true,
+            function_name: None,
         }
     }
 
@@ -54,6 +57,13 @@ impl Sweeper {
     /// Whether to print the EMF metrics line to stdout (default `true`).
     pub fn with_metrics(mut self, emit: bool) -> Self {
         self.emit_metrics = emit;
+        self
+    }
+
+    /// Also publishes the metrics per `FunctionName` = `name` (in Lambda, the function's
+    /// own name; default none). See [`SweepReport::to_emf`].
+    pub fn with_function_name(mut self, name: Option<String>) -> Self {
+        self.function_name = name.filter(|n| !n.is_empty());
         self
     }
 
@@ -92,7 +102,11 @@ impl Sweeper {
             "sweep finished"
         );
         if self.emit_metrics {
-            let line = report.emf_line(config.metrics_namespace(), unix_millis(self.clock.now()));
+            let line = report.emf_line(
+                config.metrics_namespace(),
+                unix_millis(self.clock.now()),
+                self.function_name.as_deref(),
+            );
             // One write of a whole line, so it is never interleaved with log output.
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         }
