@@ -262,6 +262,18 @@ def sweeper_log_lines(logs, group, since_ms):
     return [event["message"] for page in pages for event in page.get("events", [])]
 
 
+def emf_function_names(lines):
+    """The FunctionName of every EMF metrics line that publishes per function."""
+    names = set()
+    for line in lines:
+        if not line.lstrip().startswith("{") or '"_aws"' not in line:
+            continue
+        emf = json.loads(line)
+        if ["TableName", "FunctionName"] in emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"]:
+            names.add(emf.get("FunctionName"))
+    return names
+
+
 def finished_runs(lines):
     """(slice, deleted, scanned) of every 'sweep finished' log line."""
     runs = []
@@ -382,7 +394,8 @@ def main():
         t = time.monotonic()
         while time.monotonic() - t < SCHEDULE_TIMEOUT_S:
             left = set(scan_all(ddb, table)) & {i["id"]["S"] for i in second}
-            runs = finished_runs(sweeper_log_lines(logs, f"/aws/lambda/{SESSIONS_STACK}-sweeper", since_ms))
+            lines = sweeper_log_lines(logs, f"/aws/lambda/{SESSIONS_STACK}-sweeper", since_ms)
+            runs = finished_runs(lines)
             if not left and {"0-4of8", "4-8of8"} <= {r[0] for r in runs}:
                 break
             time.sleep(3)
@@ -392,6 +405,9 @@ def main():
         check({"0-4of8", "4-8of8"} <= {r[0] for r in runs}, "both slices ran on the schedule", runs)
         check(sum(r[1] for r in runs) == len(second),
               "the scheduled runs' logs count each of the second batch once", runs)
+        check(emf_function_names(lines) == set(functions),
+              "each slice's EMF metrics are published per FunctionName (its alarms' dimension)",
+              emf_function_names(lines))
         after = scan_all(ddb, table)
         check(set(after) == {i["id"]["S"] for i in kept}, "nothing else was touched")
         state["schedule_s"] = round(time.monotonic() - t)
