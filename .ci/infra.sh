@@ -7,8 +7,9 @@
 #      own implementation, then aws-sam-translator), then
 #      cfn-lint on the result;
 #   3. the IAM check on the transformed templates (infra/scripts/check_iam.py);
-#   4. the same checks on infra/tests/broken-template.yaml, each of which must FAIL for
-#      the reason the fixture was broken for;
+#   4. the same checks on infra/tests/broken-template.yaml, and the app-stack IAM check
+#      on infra/tests/broken-app-template.yaml, each of which must FAIL for the reason
+#      the fixture was broken for;
 #   5. the sweeper's arm64 Lambda artifact built with cargo-lambda: bootstrap.zip <= 4 MiB.
 # Run from the repository root: bash .ci/infra.sh
 set -euo pipefail
@@ -84,7 +85,7 @@ t=$SECONDS
 "$PY" infra/scripts/check_iam.py --app-stack "$OUT/app-template.json"
 elapsed iam "$t"
 
-step 4 "the broken fixture infra/tests/broken-template.yaml must be rejected by every check"
+step 4 "the broken fixtures infra/tests/broken-*.yaml must be rejected by every check"
 t=$SECONDS
 expect_failure cfn-lint "'ScheduleV3' is not one of ['ScheduleV2']" -- \
     cfn-lint infra/tests/broken-template.yaml
@@ -97,6 +98,13 @@ expect_failure check-iam \
     "dynamodb:GetItem on the table is not restricted to the checkpoint item" \
     "AWSLambdaBasicExecutionRole" -- \
     "$PY" infra/scripts/check_iam.py infra/tests/broken-template.yaml
+expect_failure check-iam-app-stack \
+    "does not attach the sessions stack's app policy" \
+    "AWSLambdaBasicExecutionRole\", which is not a managed policy of this template" \
+    "SomethingElseArn" \
+    "beyond its own log streams" \
+    "wildcard in Resource" -- \
+    "$PY" infra/scripts/check_iam.py --app-stack infra/tests/broken-app-template.yaml
 elapsed broken-fixture "$t"
 
 step 5 "arm64 Lambda artifact: cargo lambda build --release --arm64 -p sweeper-lambda --bin sweeper --output-format zip"

@@ -307,7 +307,7 @@ class Checker:
             attached = properties.get("ManagedPolicyArns") or []
             if not any(self.is_imported_app_policy(node) for node in attached):
                 self.error(f"Resources.{role}", "does not attach the sessions stack's app policy")
-            self.notes.append(f"app role {role}: the imported app table policy, and:")
+            self.notes.append(f"app role {role}: managed {json.dumps(attached)}; statements:")
             for where, statement in self.role_statements(role):
                 actions, resources = self.grants(where, statement)
                 self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}")
