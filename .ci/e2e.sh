@@ -101,5 +101,5 @@ if ((status != 0)); then
 fi
 bash .ci/ministack.sh stop "$state/ministack"
 echo
-echo "e2e (all steps, $((SECONDS - started))s): $(tail -1 "$state/e2e.log")"
+echo "$(tail -1 "$state/e2e.log") [.ci/e2e.sh, build and tools included: $((SECONDS - started))s]"
 exit "$status"
