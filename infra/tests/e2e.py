@@ -263,14 +263,16 @@ def sweeper_log_lines(logs, group, since_ms):
 
 
 def emf_function_names(lines):
-    """The FunctionName of every EMF metrics line that publishes per function."""
+    """The FunctionName of every EMF metrics line that publishes Incomplete per function."""
     names = set()
     for line in lines:
         if not line.lstrip().startswith("{") or '"_aws"' not in line:
             continue
         emf = json.loads(line)
-        if ["TableName", "FunctionName"] in emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"]:
-            names.add(emf.get("FunctionName"))
+        for directive in emf["_aws"]["CloudWatchMetrics"]:
+            if directive["Dimensions"] == [["TableName", "FunctionName"]] and \
+                    {"Name": "Incomplete", "Unit": "Count"} in directive["Metrics"]:
+                names.add(emf.get("FunctionName"))
     return names
 
 
@@ -406,7 +408,7 @@ def main():
         check(sum(r[1] for r in runs) == len(second),
               "the scheduled runs' logs count each of the second batch once", runs)
         check(emf_function_names(lines) == set(functions),
-              "each slice's EMF metrics are published per FunctionName (its alarms' dimension)",
+              "each slice's EMF line publishes Incomplete per FunctionName (its alarm's dimension)",
               emf_function_names(lines))
         after = scan_all(ddb, table)
         check(set(after) == {i["id"]["S"] for i in kept}, "nothing else was touched")

@@ -62,7 +62,7 @@ pub async fn serve() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // Set by Lambda: the metrics are also published per function, that is per slice.
+    // Set by Lambda: Incomplete is also published per function, that is per slice.
     let sweeper = Sweeper::new(dynamodb_client(None).await, config)
         .with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
     let sweeper = &sweeper;

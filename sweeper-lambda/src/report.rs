@@ -104,9 +104,10 @@ impl SweepReport {
     /// The report as one CloudWatch Embedded Metric Format object: namespace `namespace`,
     /// dimension `TableName`, the [`METRIC_NAMES`] as metrics, the rest as properties.
     /// `timestamp_ms` is the metric time, epoch milliseconds. With `function_name` (the
-    /// Lambda function's, which is one slice's in the template), every metric is also
-    /// published per `TableName` and `FunctionName`, so that a slice that keeps stopping
-    /// early is seen even while the others finish.
+    /// Lambda function's, which is one slice's in the template), `Incomplete` alone is
+    /// also published per `TableName` and `FunctionName`, so that a slice that keeps
+    /// stopping early is seen even while the others finish. Only that one metric: each
+    /// dimension combination is a custom metric billed per month.
     pub fn to_emf(&self, namespace: &str, timestamp_ms: i64, function_name: Option<&str>) -> Value {
         let metrics: Vec<Value> = METRIC_NAMES
             .iter()
@@ -119,18 +120,22 @@ impl SweepReport {
                 json!({"Name": name, "Unit": unit})
             })
             .collect();
-        let mut dimensions = vec![json!(["TableName"])];
+        let mut directives = vec![json!({
+            "Namespace": namespace,
+            "Dimensions": [["TableName"]],
+            "Metrics": metrics,
+        })];
         if function_name.is_some() {
-            dimensions.push(json!(["TableName", "FunctionName"]));
+            directives.push(json!({
+                "Namespace": namespace,
+                "Dimensions": [["TableName", "FunctionName"]],
+                "Metrics": [{"Name": "Incomplete", "Unit": "Count"}],
+            }));
         }
         let mut emf = json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": dimensions,
-                    "Metrics": metrics,
-                }],
+                "CloudWatchMetrics": directives,
             },
             "TableName": self.table,
             "Scanned": self.scanned,
@@ -244,15 +249,28 @@ mod tests {
     }
 
     #[test]
-    fn in_lambda_metrics_are_also_per_function() {
+    fn in_lambda_incomplete_is_also_per_function() {
         let v = report().to_emf("Ns", 0, Some("stack-SweeperFunction1-ABC"));
+        let directives = v["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 2);
+        assert_eq!(directives[0]["Dimensions"], json!([["TableName"]]));
         assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-            json!([["TableName"], ["TableName", "FunctionName"]])
+            directives[0]["Metrics"].as_array().unwrap().len(),
+            METRIC_NAMES.len()
+        );
+        assert_eq!(directives[1]["Namespace"], "Ns");
+        assert_eq!(
+            directives[1]["Dimensions"],
+            json!([["TableName", "FunctionName"]])
+        );
+        assert_eq!(
+            directives[1]["Metrics"],
+            json!([{"Name": "Incomplete", "Unit": "Count"}])
         );
         assert_eq!(v["FunctionName"], "stack-SweeperFunction1-ABC");
-        assert_eq!(v["TableName"], "sessions");
+        assert_eq!(v["Incomplete"], 1);
         let v = report().to_emf("Ns", 0, None);
+        assert_eq!(v["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
         assert!(v.get("FunctionName").is_none());
     }
 

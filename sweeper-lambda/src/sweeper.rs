@@ -60,7 +60,7 @@ impl Sweeper {
         self
     }
 
-    /// Also publishes the metrics per `FunctionName` = `name` (in Lambda, the function's
+    /// Also publishes `Incomplete` per `FunctionName` = `name` (in Lambda, the function's
     /// own name; default none). See [`SweepReport::to_emf`].
     pub fn with_function_name(mut self, name: Option<String>) -> Self {
         self.function_name = name.filter(|n| !n.is_empty());
