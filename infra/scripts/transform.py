@@ -61,10 +61,9 @@ def literal_sub(node):
 
 
 def resolve_sub_in_ref(node):
-    """`{"Ref": {"Fn::Sub": "Name0"}}`, `{"Fn::FindInMap": [M, {"Fn::Sub": "Key0"}, K]}` and
-    `"Condition": {"Fn::Sub": "Is0"}`, how a loop names one of its own resources, map keys
-    or conditions, become plain names once the loop variable is substituted, as the
-    transform does."""
+    """`{"Ref": {"Fn::Sub": "Name0"}}` and `{"Fn::FindInMap": [M, {"Fn::Sub": "Key0"}, K]}`,
+    how a loop names one of its own resources or map keys, become plain names once the
+    loop variable is substituted, as the transform does."""
     if isinstance(node, dict):
         if len(node) == 1 and literal_sub(node.get("Ref")) is not None:
             return {"Ref": literal_sub(node["Ref"])}
@@ -73,9 +72,7 @@ def resolve_sub_in_ref(node):
             return {"Fn::FindInMap": [literal_sub(key) if literal_sub(key) is not None
                                       else resolve_sub_in_ref(key)
                                       for key in node["Fn::FindInMap"]]}
-        return {key: (literal_sub(value) if key == "Condition" and literal_sub(value) is not None
-                      else resolve_sub_in_ref(value))
-                for key, value in node.items()}
+        return {key: resolve_sub_in_ref(value) for key, value in node.items()}
     if isinstance(node, list):
         return [resolve_sub_in_ref(value) for value in node]
     return node
@@ -88,9 +85,9 @@ def expand_language_extensions(template):
     transforms = [transforms] if isinstance(transforms, str) else list(transforms)
     if LANGUAGE_EXTENSIONS not in transforms:
         return template
-    # Only the loop expansion (and the FindInMap/Ref that name its collection): the SAM
-    # CLI's default pipeline would also resolve every parameter and pseudo parameter it
-    # can, which CloudFormation does not, and which would hide what the IAM check reads.
+    # Only the loop expansion: the SAM CLI's default pipeline would also resolve every
+    # parameter and pseudo parameter it can, which CloudFormation does not, and which
+    # would hide what the IAM check reads.
     from samcli.lib.cfn_language_extensions import (
         ProcessingPipeline,
         PseudoParameterValues,

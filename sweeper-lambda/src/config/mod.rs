@@ -393,7 +393,7 @@ impl SweepConfig {
             ));
         }
         if let (None, Some(part)) = (self.slice, self.part)
-            && (part.count == 0 || part.index >= part.count || part.count > self.total_segments)
+            && (part.index >= part.count || part.count > self.total_segments)
         {
             return Err(ConfigError::new(
                 "slice",
