@@ -182,20 +182,19 @@ class DirectInvoke:
         return payload.get("statusCode"), payload.get("headers") or {}, payload.get("body") or ""
 
 
-def app_cycle(args, cfn, lam, apigw, ddb, table, state):
+def app_cycle(cfn, lam, apigw, ddb, table, state):
     """visit, visit, logout; returns the shape of the item the store wrote."""
     out = outputs(cfn, APP_STACK)
     api_id = out["AppHttpApiId"]
     routes = apigw.get_routes(ApiId=api_id)["Items"]
-    endpoint = os.environ["AWS_ENDPOINT_URL"].rstrip("/")
+    api_url = f"{os.environ['AWS_ENDPOINT_URL'].rstrip('/')}/_aws/execute-api/{api_id}/$default"
     if routes:
         log(f"the HTTP API has routes {[r['RouteKey'] for r in routes]}: driving it over HTTP")
-        client = HttpApi(f"{endpoint}/_aws/execute-api/{api_id}/$default")
+        client = HttpApi(api_url)
         state["app_path"] = "HTTP API"
     else:
         # What fails, shown rather than assumed: the request, and the API as deployed.
-        probe = HttpApi(f"{endpoint}/_aws/execute-api/{api_id}/$default")
-        status, _, body = probe.request("GET", "/")
+        status, _, body = HttpApi(api_url).request("GET", "/")
         integrations = apigw.get_integrations(ApiId=api_id)["Items"]
         log(f"the HTTP API {api_id} is not served: GET / answers {status} {body.strip()}; "
             f"the deployed API has {len(routes)} routes and {len(integrations)} integrations "
@@ -209,9 +208,13 @@ def app_cycle(args, cfn, lam, apigw, ddb, table, state):
     status, _, body = client.request("GET", "/")
     check(status == 200 and 'id="visits">1<' in body, "first visit counts 1", (status, body[:200]))
     check(len(client.jar) == 1, "the first visit sets one cookie", list(client.jar))
-    (name, morsel), = client.jar.items()
+    (morsel,) = client.jar.values()
     key = KEY_PREFIX + morsel.value
-    item = ddb.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
+
+    def stored():
+        return ddb.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
+
+    item = stored()
     check(item is not None, "the session is in the table under the app's key prefix")
     check(json.loads(item["data"]["S"]).get("visits") == 1, "the stored data says 1 visit", item["data"])
     check(int(item["expires"]["N"]) > time.time(), "the stored expiry is epoch seconds in the future",
@@ -219,23 +222,19 @@ def app_cycle(args, cfn, lam, apigw, ddb, table, state):
 
     status, _, body = client.request("GET", "/")
     check(status == 200 and 'id="visits">2<' in body, "second visit counts 2", (status, body[:200]))
-    item = ddb.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
+    item = stored()
     check(json.loads(item["data"]["S"]).get("visits") == 2, "the stored data says 2 visits", item["data"])
 
     status, headers, _ = client.request("POST", "/reset")
     location = {k.lower(): v for k, v in headers.items()}.get("location")
     check(status == 303 and location == "/", "logout redirects to /", (status, headers))
-    gone = ddb.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")
-    check(gone is None, "logout deleted the session's item")
+    check(stored() is None, "logout deleted the session's item")
     return shape(item)
 
 
 # ---------------------------------------------------------------- the sweeper
-def session_item(key, expires, data='{"visits":1}'):
-    item = {"id": {"S": key}, "data": {"S": data}}
-    if expires is not None:
-        item["expires"] = {"N": str(int(expires))}
-    return item
+def session_item(key, expires):
+    return {"id": {"S": key}, "expires": {"N": str(int(expires))}, "data": {"S": '{"visits":1}'}}
 
 
 def seed_first_batch(now):
@@ -330,7 +329,7 @@ def main():
         deployed.append(APP_STACK)
 
         # 2. the example app
-        app_shape = app_cycle(args, cfn, lam, apigw, ddb, table, state)
+        app_shape = app_cycle(cfn, lam, apigw, ddb, table, state)
 
         # 3. seed
         now = int(time.time())
