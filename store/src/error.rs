@@ -3,6 +3,7 @@
 
 use std::error::Error as StdError;
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -104,23 +105,9 @@ impl Error {
         }
     }
 
-    #[doc(hidden)]
-    /// A DynamoDB failure the caller observed itself (say, an attempt it cut), not an SDK
-    /// error: `message` says what happened.
-    pub fn dynamo_db(operation: &'static str, transient: bool, message: String) -> Self {
-        Error::DynamoDb {
-            operation,
-            code: None,
-            transient,
-            sdk_error: message.clone().into(),
-            message,
-        }
-    }
-
-    #[doc(hidden)]
     /// Wraps an SDK error from `operation` (e.g. `"PutItem"`), classified with
     /// [`classify`] and with its whole cause chain as the message.
-    pub fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
@@ -135,85 +122,55 @@ impl Error {
     }
 }
 
-#[doc(hidden)]
-/// What kind of failure an SDK error is: used by the store's errors and by the sweeper's
-/// retry policy, so both agree on what is worth retrying.
+/// What kind of failure an SDK error is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorClass {
+pub(crate) struct ErrorClass {
     /// DynamoDB's error code, when the service answered.
-    pub code: Option<String>,
-    /// Throttling: `ProvisionedThroughputExceededException`, `ThrottlingException`,
-    /// `RequestLimitExceeded`.
-    pub throttling: bool,
+    pub(crate) code: Option<String>,
     /// Worth retrying: throttling, HTTP 5xx, timeouts, dispatch and I/O failures.
-    pub transient: bool,
-    /// A `ConditionalCheckFailedException`.
-    pub condition_failed: bool,
+    pub(crate) transient: bool,
 }
 
-#[doc(hidden)]
-/// Classifies an SDK error for retry decisions.
-pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
+/// Classifies an SDK error: throttling codes are the SDK's own list
+/// (`aws_runtime::retries::classifiers::THROTTLING_ERRORS`), so the store calls transient
+/// what the SDK's retry classifier retries.
+pub(crate) fn classify<E>(err: &SdkError<E, HttpResponse>) -> ErrorClass
 where
     E: ProvideErrorMetadata,
 {
     match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().map(str::to_owned);
-            let status = Some(service.raw().status().as_u16());
-            let throttling = code.as_deref().is_some_and(is_throttling_code);
-            let condition_failed = code.as_deref() == Some("ConditionalCheckFailedException");
-            let transient = throttling
-                || status.is_some_and(|s| s >= 500)
+            let status = service.raw().status().as_u16();
+            let transient = status >= 500
                 || code.as_deref().is_some_and(|c| {
-                    matches!(
-                        c,
-                        "InternalServerError"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                            | "TransactionConflictException"
-                    )
+                    THROTTLING_ERRORS.contains(&c)
+                        || TRANSIENT_ERRORS.contains(&c)
+                        || matches!(
+                            c,
+                            "InternalServerError"
+                                | "InternalFailure"
+                                | "ServiceUnavailable"
+                                | "TransactionConflictException"
+                        )
                 });
-            ErrorClass {
-                code,
-                throttling,
-                transient,
-                condition_failed,
-            }
+            ErrorClass { code, transient }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ErrorClass {
                 code: None,
-                throttling: false,
                 transient: true,
-                condition_failed: false,
             }
         }
         _ => ErrorClass {
             code: None,
-            throttling: false,
             transient: false,
-            condition_failed: false,
         },
     }
 }
 
-#[doc(hidden)]
-/// Whether a DynamoDB error code means the request was throttled.
-pub fn is_throttling_code(code: &str) -> bool {
-    matches!(
-        code,
-        "ProvisionedThroughputExceededException"
-            | "ProvisionedThroughputExceeded"
-            | "ThrottlingException"
-            | "Throttling"
-            | "RequestLimitExceeded"
-    )
-}
-
-#[doc(hidden)]
 /// Shortens a session id for logs: never log a whole id, which is a bearer credential.
-pub fn redact(id: &str) -> String {
+pub(crate) fn redact(id: &str) -> String {
     let prefix: String = id.chars().take(4).collect();
     format!("{prefix}…")
 }

@@ -66,7 +66,7 @@
 //! |--------|---------|
 //! | [`store`] | [`DynamoStore`]: options, get / put / insert / update / touch / delete |
 //! | `session_store` | the `tower_sessions_core::SessionStore` implementation |
-//! | [`item`] | the item schema: attribute names, key prefix, encoding, size limit |
+//! | [`schema`] | the table contract: attribute names and aliases, keys and reserved keys, expiry units and classification, the session shape, size limits |
 //! | `throttle` | the pure write / touch / skip decision and its bounded memory |
 //! | [`table`] | `create_table` for development |
 //! | [`clock`] | injected time |
@@ -77,7 +77,7 @@
 
 pub mod clock;
 pub mod error;
-pub mod item;
+pub mod schema;
 #[cfg(any(feature = "tower-sessions", feature = "tower-sessions-014"))]
 mod session_store;
 pub mod store;
@@ -87,7 +87,7 @@ mod throttle;
 pub use aws_sdk_dynamodb;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
-pub use item::ItemSchema;
+pub use schema::ItemSchema;
 pub use store::{DynamoStore, Loaded, WriteOutcome};
 pub use table::TableCreated;
 /// The tower-sessions-core 0.15 this store implements `SessionStore` of.

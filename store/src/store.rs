@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::Serialize;
@@ -17,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{Error, redact};
-use crate::item::{EXPIRES, ItemSchema, KEY};
+use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, ItemSchema, KEY_ALIAS as KEY};
 use crate::throttle::{Plan, Seen, WriteCache, plan};
 
 /// Default lifetime of a record saved without an expiry: two weeks, as in the original.
@@ -107,6 +105,42 @@ pub(crate) enum Mode {
     Insert,
     /// Replace only if present and unexpired.
     Update,
+}
+
+/// The condition a `PutItem` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precondition {
+    /// None: create or replace.
+    None,
+    /// No live item: absent, or expired (read as absent).
+    AbsentOrExpired,
+    /// A live item: present and unexpired, so a save never resurrects.
+    Live,
+}
+
+/// The request a save sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing: throttled.
+    Skip,
+    /// An expiry-only `UpdateItem`, conditional on a live item.
+    Touch,
+    /// A whole `PutItem` under a precondition.
+    Put(Precondition),
+}
+
+/// Which request a write in `mode` sends. Pure: `throttle` is asked only for the saves it
+/// applies to (an explicit put or insert always writes).
+pub(crate) fn decide(mode: Mode, throttle: impl FnOnce() -> Plan) -> Action {
+    match mode {
+        Mode::Upsert => Action::Put(Precondition::None),
+        Mode::Insert => Action::Put(Precondition::AbsentOrExpired),
+        Mode::Update => match throttle() {
+            Plan::Skip => Action::Skip,
+            Plan::Touch => Action::Touch,
+            Plan::Put => Action::Put(Precondition::Live),
+        },
+    }
 }
 
 impl DynamoStore {
@@ -255,14 +289,17 @@ impl DynamoStore {
         self.write_value(id, data, expires_at, Mode::Upsert).await
     }
 
-    /// Creates session `id` only if no session has that id; never overwrites. Never
-    /// throttled.
+    /// Creates session `id` only if no live session has that id; never overwrites a live
+    /// one (an expired item still in the table, which [`get`](Self::get) reads as absent,
+    /// is replaced). Never throttled.
     ///
     /// Across processes and instances: a claim. Of any number of inserts of one id, from
     /// any instances, exactly one returns [`WriteOutcome::Put`]; the others return
     /// [`WriteOutcome::AlreadyExists`], even with identical data. An insert whose first
     /// attempt was applied but whose answer was lost, and that the SDK retried, still
-    /// returns `Put`.
+    /// returns `Put`: each insert writes a random claim token
+    /// ([`ItemSchema::claim_attribute`]) and recognises its own write by it, never by the
+    /// data.
     ///
     /// # Errors
     /// As [`put`](Self::put).
@@ -309,21 +346,15 @@ impl DynamoStore {
     pub async fn touch(&self, id: &str, expires_at: OffsetDateTime) -> Result<WriteOutcome, Error> {
         let key = self.schema.key_for(id)?;
         let expires = expires_at.unix_timestamp();
-        if let Some(last) = self.cache.get(&key) {
-            let next = Seen { expires, ..last };
-            if plan(Some(last), next, self.touch_after_secs()) == Plan::Skip {
-                return Ok(WriteOutcome::Skipped);
-            }
+        // A touch is a save of the data last seen: throttled the same way, and never a put.
+        let last = self.cache.get(&key);
+        let next = last.map(|last| Seen { expires, ..last });
+        if let Some(next) = next
+            && self.throttle(&key, next) == Plan::Skip
+        {
+            return Ok(WriteOutcome::Skipped);
         }
-        if self.update_expiry(&key, expires).await? {
-            if let Some(last) = self.cache.get(&key) {
-                self.cache.record(&key, Seen { expires, ..last });
-            }
-            Ok(WriteOutcome::Touched)
-        } else {
-            self.cache.forget(&key);
-            Ok(WriteOutcome::Gone)
-        }
+        self.send_touch(&key, expires, next).await
     }
 
     /// Deletes session `id` (a no-op if it does not exist). Unconditional: after it, no
@@ -352,20 +383,27 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Epoch seconds to a date, as a decode error when out of range.
+    /// The expiry of a live item as a date. Epoch milliseconds, which the Node package
+    /// this crate succeeds wrote, are a decode error that says so.
     pub(crate) fn expiry_date(&self, secs: i64) -> Result<OffsetDateTime, Error> {
-        OffsetDateTime::from_unix_timestamp(secs).map_err(|_| {
-            // connect-dynamodb-session wrote epoch milliseconds; say so when it looks like it.
-            let hint = if secs > 100_000_000_000 {
-                " (epoch milliseconds? this store reads and writes epoch seconds)"
-            } else {
-                ""
-            };
-            Error::decode(
-                self.schema.expires_attribute(),
-                format!("is {secs}, out of the representable date range{hint}"),
-            )
-        })
+        let millis = Expiry::classify(secs, i64::MIN) == Expiry::EpochMillis;
+        OffsetDateTime::from_unix_timestamp(secs)
+            .ok()
+            .filter(|_| !millis)
+            .ok_or_else(|| {
+                Error::decode(
+                    self.schema.expires_attribute(),
+                    format!(
+                        "is {secs}: epoch milliseconds? this store reads and writes epoch seconds"
+                    ),
+                )
+            })
+    }
+
+    /// What throttling says about saving `next` for `key`, given what this instance last
+    /// saw of it.
+    fn throttle(&self, key: &str, next: Seen) -> Plan {
+        plan(self.cache.get(key), next, self.touch_after_secs())
     }
 
     fn touch_after_secs(&self) -> i64 {
@@ -422,7 +460,8 @@ impl DynamoStore {
             return Ok(None);
         };
         let stored = self.schema.decode(item)?;
-        if stored.expires <= self.now_epoch() {
+        // Expired at `now` when `expires <= now`: the cutoff is `now + 1`.
+        if Expiry::classify(stored.expires, self.now_epoch().saturating_add(1)) == Expiry::Expired {
             self.cache.forget(key);
             return Ok(None);
         }
@@ -431,8 +470,8 @@ impl DynamoStore {
         Ok(Some((stored.data, stored.expires)))
     }
 
-    /// Writes a session item (already keyed and encoded), throttled and conditioned by
-    /// `mode`.
+    /// Writes a session item (already keyed, its data encoded), throttled and conditioned
+    /// by `mode`: [`decide`] picks the request, this sends it and records the outcome.
     pub(crate) async fn write(
         &self,
         key: String,
@@ -441,114 +480,102 @@ impl DynamoStore {
         mode: Mode,
     ) -> Result<WriteOutcome, Error> {
         let next = self.cache.seen(&json, expires);
-        // An explicit put or insert always writes; only the save path (update, touch,
-        // `SessionStore::save`) is throttled.
-        let planned = match mode {
-            Mode::Insert | Mode::Upsert => Plan::Put,
-            Mode::Update => plan(self.cache.get(&key), next, self.touch_after_secs()),
-        };
-        tracing::trace!(session = %redact(&key), ?planned, ?mode, "save");
-        match planned {
-            Plan::Skip => return Ok(WriteOutcome::Skipped),
-            Plan::Touch => {
-                if self.update_expiry(&key, expires).await? {
-                    self.cache.record(&key, next);
-                    return Ok(WriteOutcome::Touched);
+        let action = decide(mode, || self.throttle(&key, next));
+        tracing::trace!(session = %redact(&key), ?action, "save");
+        match action {
+            Action::Skip => Ok(WriteOutcome::Skipped),
+            Action::Touch => self.send_touch(&key, expires, Some(next)).await,
+            Action::Put(precondition) => {
+                let item = self.schema.encode(key.clone(), json, expires)?;
+                let outcome = self.send_put(&key, item, precondition).await;
+                match outcome {
+                    Ok(WriteOutcome::Put) => self.cache.record(&key, next),
+                    // Refused, or failed: the item's state is unknown to this instance now,
+                    // so the next save writes it whole.
+                    _ => self.cache.forget(&key),
                 }
-                if mode == Mode::Update {
-                    self.cache.forget(&key);
-                    return Ok(WriteOutcome::Gone);
-                }
-                // Upsert: the item vanished since we last saw it; write it whole.
-            }
-            Plan::Put => {}
-        }
-        let item = self.schema.encode(key.clone(), json, expires)?;
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(self.table.as_ref())
-            .set_item(Some(item));
-        match mode {
-            Mode::Upsert => {}
-            Mode::Insert => {
-                // ALL_OLD: if the SDK retried after an attempt that was applied but whose
-                // answer was lost, the item found is our own write, not someone else's.
-                request = request
-                    .condition_expression(format!("attribute_not_exists({KEY})"))
-                    .expression_attribute_names(KEY, self.schema.key_attribute())
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    );
-            }
-            Mode::Update => {
-                request = request
-                    .condition_expression(format!("attribute_exists({KEY}) AND {EXPIRES} > :now"))
-                    .set_expression_attribute_names(Some(self.schema.key_and_expiry_names()))
-                    .expression_attribute_values(
-                        ":now",
-                        AttributeValue::N(self.now_epoch().to_string()),
-                    );
-            }
-        }
-        // How many attempts the SDK made: an identical item found by an insert is its own
-        // write only if an earlier attempt of this very request may have applied it.
-        let attempts = Attempts::default();
-        let sent = match mode {
-            Mode::Insert => {
-                request
-                    .customize()
-                    .config_override(
-                        aws_sdk_dynamodb::config::Config::builder().interceptor(attempts.clone()),
-                    )
-                    .send()
-                    .await
-            }
-            _ => request.send().await,
-        };
-        match sent {
-            Ok(_) => {
-                self.cache.record(&key, next);
-                Ok(WriteOutcome::Put)
-            }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                if mode == Mode::Insert && attempts.retried() && self.is_own_write(&err, next) {
-                    self.cache.record(&key, next);
-                    return Ok(WriteOutcome::Put);
-                }
-                self.cache.forget(&key);
-                tracing::debug!(session = %redact(&key), ?mode, "conditional write refused");
-                Ok(if mode == Mode::Insert {
-                    WriteOutcome::AlreadyExists
-                } else {
-                    WriteOutcome::Gone
-                })
-            }
-            Err(err) => {
-                // The item's state is unknown now; the next save writes it whole.
-                self.cache.forget(&key);
-                Err(Error::from_sdk("PutItem", err))
+                outcome
             }
         }
     }
 
-    /// Whether the item that failed an insert's condition is exactly the one this insert
-    /// wrote (an earlier attempt applied, its answer lost, then retried by the SDK). Asked
-    /// only when the request was retried: on a first attempt an identical item is someone
-    /// else's (two inserts of the same id and data), and the insert did not happen.
-    fn is_own_write(&self, err: &SdkError<PutItemError, HttpResponse>, written: Seen) -> bool {
-        let Some(PutItemError::ConditionalCheckFailedException(refused)) = err.as_service_error()
-        else {
-            return false;
-        };
-        refused
-            .item()
-            .and_then(|item| self.schema.decode(item.clone()).ok())
-            .is_some_and(|found| self.cache.seen(&found.data, found.expires) == written)
+    /// Sends an expiry-only update; records `seen` (the session as it now stands) when it
+    /// applied, forgets the session when it is gone.
+    async fn send_touch(
+        &self,
+        key: &str,
+        expires: i64,
+        seen: Option<Seen>,
+    ) -> Result<WriteOutcome, Error> {
+        if self.update_expiry(key, expires).await? {
+            if let Some(seen) = seen {
+                self.cache.record(key, seen);
+            }
+            Ok(WriteOutcome::Touched)
+        } else {
+            self.cache.forget(key);
+            Ok(WriteOutcome::Gone)
+        }
+    }
+
+    /// Sends one `PutItem` of `item` under `precondition`: [`WriteOutcome::Put`], or the
+    /// outcome of a refused condition.
+    async fn send_put(
+        &self,
+        key: &str,
+        mut item: crate::schema::Item,
+        precondition: Precondition,
+    ) -> Result<WriteOutcome, Error> {
+        let now = AttributeValue::N(self.now_epoch().to_string());
+        let mut request = self.client.put_item().table_name(self.table.as_ref());
+        let mut claim = None;
+        match precondition {
+            Precondition::None => {}
+            Precondition::AbsentOrExpired => {
+                // A token only this request writes: if the SDK retried after an attempt
+                // that applied but whose answer was lost, the refused item (ALL_OLD)
+                // carries it, and the insert is ours.
+                let token = AttributeValue::S(format!("{:016x}", fastrand::u64(..)));
+                item.insert(self.schema.claim_attribute().to_owned(), token.clone());
+                claim = Some(token);
+                request = request
+                    .condition_expression(format!(
+                        "attribute_not_exists({KEY}) OR {EXPIRES} <= :now"
+                    ))
+                    .set_expression_attribute_names(Some(self.schema.key_and_expiry_names()))
+                    .expression_attribute_values(":now", now)
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    );
+            }
+            Precondition::Live => {
+                request = request
+                    .condition_expression(format!("attribute_exists({KEY}) AND {EXPIRES} > :now"))
+                    .set_expression_attribute_names(Some(self.schema.key_and_expiry_names()))
+                    .expression_attribute_values(":now", now);
+            }
+        }
+        match request.set_item(Some(item)).send().await {
+            Ok(_) => Ok(WriteOutcome::Put),
+            Err(err) => {
+                let Some(PutItemError::ConditionalCheckFailedException(refused)) =
+                    err.as_service_error()
+                else {
+                    return Err(Error::from_sdk("PutItem", err));
+                };
+                let found_claim = refused
+                    .item()
+                    .and_then(|item| item.get(self.schema.claim_attribute()));
+                if claim.is_some() && found_claim == claim.as_ref() {
+                    return Ok(WriteOutcome::Put);
+                }
+                tracing::debug!(session = %redact(key), ?precondition, "conditional write refused");
+                Ok(match precondition {
+                    Precondition::AbsentOrExpired => WriteOutcome::AlreadyExists,
+                    _ => WriteOutcome::Gone,
+                })
+            }
+        }
     }
 
     /// Sets the expiry of an existing, unexpired item. `false` if there is none.
@@ -610,29 +637,23 @@ fn with_default_timeouts(client: Client) -> Client {
     Client::from_conf(config)
 }
 
-/// Counts the attempts of one request (an interceptor added to that request alone).
-#[derive(Debug, Clone, Default)]
-struct Attempts(Arc<std::sync::atomic::AtomicU32>);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Attempts {
-    /// Whether more than one attempt was made.
-    fn retried(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed) > 1
-    }
-}
-
-impl aws_sdk_dynamodb::config::Intercept for Attempts {
-    fn name(&self) -> &'static str {
-        "Attempts"
-    }
-
-    fn read_before_attempt(
-        &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+    #[test]
+    fn explicit_writes_always_put_and_saves_are_throttled() {
+        let never = || -> Plan { panic!("an explicit write is never throttled") };
+        assert_eq!(decide(Mode::Upsert, never), Action::Put(Precondition::None));
+        assert_eq!(
+            decide(Mode::Insert, never),
+            Action::Put(Precondition::AbsentOrExpired)
+        );
+        assert_eq!(decide(Mode::Update, || Plan::Skip), Action::Skip);
+        assert_eq!(decide(Mode::Update, || Plan::Touch), Action::Touch);
+        assert_eq!(
+            decide(Mode::Update, || Plan::Put),
+            Action::Put(Precondition::Live)
+        );
     }
 }

@@ -36,7 +36,10 @@ pub(crate) fn plan(last: Option<Seen>, next: Seen, touch_after_secs: i64) -> Pla
     match last {
         None => Plan::Put,
         Some(last) if last.data_hash != next.data_hash => Plan::Put,
-        Some(last) if (next.expires - last.expires).abs() < touch_after_secs => Plan::Skip,
+        // `abs_diff`: total for any stored expiries (a subtraction of extremes overflows).
+        Some(last) if next.expires.abs_diff(last.expires) < touch_after_secs.unsigned_abs() => {
+            Plan::Skip
+        }
         Some(_) => Plan::Touch,
     }
 }
@@ -174,6 +177,23 @@ mod tests {
     #[test]
     fn zero_touch_after_disables_throttling_of_touches() {
         assert_eq!(plan(Some(seen(1, 100)), seen(1, 100), 0), Plan::Touch);
+    }
+
+    #[test]
+    fn extreme_stored_expiries_never_overflow() {
+        // A stored expiry written by someone else can be anything an i64 holds.
+        assert_eq!(
+            plan(Some(seen(1, i64::MIN)), seen(1, i64::MAX), TOUCH_AFTER),
+            Plan::Touch
+        );
+        assert_eq!(
+            plan(Some(seen(1, i64::MAX)), seen(1, i64::MIN), i64::MAX),
+            Plan::Touch
+        );
+        assert_eq!(
+            plan(Some(seen(1, i64::MAX)), seen(1, i64::MAX - 1), i64::MAX),
+            Plan::Skip
+        );
     }
 
     #[test]

@@ -35,9 +35,12 @@ impl Budget {
         }
     }
 
-    /// Start no new page once `remaining` has passed from now.
+    /// Start no new page once `remaining` has passed from now. A duration too long to
+    /// add to the clock's now is no deadline at all ([`Budget::unlimited`]).
     pub fn for_duration(remaining: Duration) -> Self {
-        Self::until(Instant::now() + remaining)
+        Instant::now()
+            .checked_add(remaining)
+            .map_or_else(Self::unlimited, Self::until)
     }
 
     /// Also start at most `pages` scan pages in all (across segments). Useful to cap one
@@ -90,7 +93,8 @@ impl Budget {
 
     /// Whether sleeping for `delay` still ends before the deadline.
     pub(crate) fn leaves_time_for(&self, delay: Duration) -> bool {
-        self.deadline.is_none_or(|d| Instant::now() + delay < d)
+        self.deadline
+            .is_none_or(|d| Instant::now().checked_add(delay).is_some_and(|end| end < d))
     }
 }
 
@@ -118,6 +122,17 @@ mod tests {
         assert!(budget.expired());
         assert!(!budget.try_start_page());
         assert!(Budget::unlimited().leaves_time_for(Duration::MAX / 2));
+        // No overflow past the clock's range: a delay that cannot end never fits.
+        assert!(!budget.leaves_time_for(Duration::MAX));
+    }
+
+    #[tokio::test]
+    async fn a_duration_past_the_clocks_range_is_no_deadline() {
+        let budget = Budget::for_duration(Duration::MAX);
+        assert_eq!(budget.deadline(), None);
+        assert!(budget.try_start_page() && !budget.expired());
+        let budget = Budget::for_duration(Duration::from_secs(u64::MAX));
+        assert_eq!(budget.deadline(), None);
     }
 
     #[tokio::test(start_paused = true)]

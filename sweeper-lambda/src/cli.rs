@@ -89,8 +89,8 @@ pub struct Args {
     /// CloudWatch namespace of the --emf line (env SWEEP_METRICS_NAMESPACE; default SessionSweeper)
     #[arg(long, value_name = "NAME")]
     pub namespace: Option<String>,
-    /// Be done, checkpoint saved, within N seconds (resume next run)
-    #[arg(long, value_name = "N")]
+    /// Be done, checkpoint saved, within N seconds, 1 to 2592000 (30 days; resume next run)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_RUN_SECONDS))]
     pub max_seconds: Option<u64>,
     /// DynamoDB endpoint (local servers); region and credentials from AWS_*
     #[arg(long, value_name = "URL")]
@@ -250,6 +250,10 @@ pub async fn main(args: Vec<String>) -> ExitCode {
     }
     code
 }
+
+/// The longest `--max-seconds`: 30 days, far beyond any useful run, and far within the
+/// clock's range.
+pub const MAX_RUN_SECONDS: u64 = 30 * 86_400;
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,12 @@
-//! Conditional deletes: an item goes only if its expiry is still below the cutoff.
+//! Conditional deletes: an item goes only if its expiry is still below the cutoff and it
+//! still has the session shape (its data attribute of the store's type), so a racing
+//! rewrite into another application's shape is never deleted.
 //!
 //! Two strategies, chosen by [`DeleteStrategy`]:
 //!
 //! - **PartiQL batches**: `BatchExecuteStatement` with up to 25 statements
-//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ? RETURNING ALL OLD *`.
+//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ? AND
+//!   attribute_type("<data>", 'S') RETURNING ALL OLD *`.
 //!   Each statement succeeds or fails on its own: `ConditionalCheckFailed` means the
 //!   session was refreshed and is counted as skipped live; throttling and internal errors
 //!   of single statements are retried, just those statements, with back-off; any other
@@ -13,7 +16,8 @@
 //!   OLD *` is what tells a real delete (the old item comes back) from a key that was
 //!   already gone (nothing comes back): the latter is counted as `already_gone`, never as
 //!   deleted.
-//! - **`DeleteItem`**: one request per item with `ConditionExpression: #e < :cutoff`,
+//! - **`DeleteItem`**: one request per item with
+//!   `ConditionExpression: #e < :cutoff AND attribute_type(#d, :data_type)`,
 //!   several in flight. A `ConditionalCheckFailedException` carries the item
 //!   (`ReturnValuesOnConditionCheckFailure: ALL_OLD`) when it exists: then it was
 //!   refreshed (skipped live), otherwise it was already gone.
@@ -22,14 +26,18 @@
 //! pacer, and every outcome is added to the shared tally as it happens.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, BatchStatementRequest, ReturnConsumedCapacity,
     ReturnValuesOnConditionCheckFailure,
 };
+use dynamo_session_store::ItemSchema;
+use dynamo_session_store::schema::{DATA_ALIAS, DATA_TYPE, EXPIRES_ALIAS};
 use futures_util::{TryStreamExt, stream};
 
 use crate::budget::Budget;
 use crate::config::{DeleteStrategy, SweepConfig};
+use crate::error::{CallError, Operation};
 use crate::pace::Pacer;
 use crate::retry::{StatementRetry, Stop, send_with_retries, statement_retry};
 use crate::tally::Tally;
@@ -37,13 +45,15 @@ use crate::tally::Tally;
 /// PartiQL's limit of statements per `BatchExecuteStatement`.
 pub const BATCH_SIZE: usize = 25;
 
-/// The PartiQL conditional delete for `table`, key and expiry attributes.
-pub fn delete_statement(table: &str, key_attr: &str, expires_attr: &str) -> String {
+/// The PartiQL conditional delete of a session item of `schema` in `table`.
+pub fn delete_statement(table: &str, schema: &ItemSchema) -> String {
     format!(
-        "DELETE FROM {} WHERE {} = ? AND {} < ? RETURNING ALL OLD *",
+        "DELETE FROM {} WHERE {} = ? AND {} < ? AND attribute_type({}, '{DATA_TYPE}') \
+         RETURNING ALL OLD *",
         quote(table),
-        quote(key_attr),
-        quote(expires_attr)
+        quote(schema.key_attribute()),
+        quote(schema.expires_attribute()),
+        quote(schema.data_attribute()),
     )
 }
 
@@ -77,11 +87,7 @@ impl Deleter {
         let schema = config.schema();
         Self {
             client,
-            statement: delete_statement(
-                config.table(),
-                schema.key_attribute(),
-                schema.expires_attribute(),
-            ),
+            statement: delete_statement(config.table(), schema),
             pacer: Pacer::new(config.max_deletes_per_second()),
             cutoff: AttributeValue::N(cutoff.to_string()),
             config: config.clone(),
@@ -144,7 +150,7 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
             })
             .collect();
         let out = send_with_retries(
-            "BatchExecuteStatement",
+            Operation::BatchExecuteStatement,
             deleter.config.retry(),
             budget,
             tally,
@@ -163,11 +169,11 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
         }
         let responses = out.responses.unwrap_or_default();
         if responses.len() != pending.len() {
-            return Err(Stop::Failed(protocol_error(format!(
-                "BatchExecuteStatement answered {} responses to {} statements",
-                responses.len(),
-                pending.len()
-            ))));
+            return Err(Stop::Failed(CallError::Protocol {
+                operation: Operation::BatchExecuteStatement,
+                sent: pending.len(),
+                answered: responses.len(),
+            }));
         }
         let mut retry = Vec::new();
         let mut throttled = false;
@@ -204,12 +210,11 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
             return Ok(());
         }
         let Some(delay) = delays.next() else {
-            return Err(Stop::Failed(protocol_error(format!(
-                "{} PartiQL deletes still failing after {} retries: {}",
-                retry.len(),
-                deleter.config.retry().max_retries(),
-                last_error.unwrap_or_default()
-            ))));
+            return Err(Stop::Failed(CallError::StatementsExhausted {
+                failing: retry.len(),
+                retries: u32::try_from(deleter.config.retry().max_retries()).unwrap_or(u32::MAX),
+                last: last_error.unwrap_or_default(),
+            }));
         };
         if !budget.leaves_time_for(delay) {
             return Err(Stop::Deadline);
@@ -220,9 +225,18 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
     }
 }
 
+/// How one conditional `DeleteItem` ended, when DynamoDB answered.
+enum ItemDelete {
+    /// Deleted, with the capacity it consumed.
+    Deleted(Option<Box<aws_sdk_dynamodb::types::ConsumedCapacity>>),
+    /// The condition failed on an existing item: refreshed, or no longer a session.
+    Kept,
+    /// The condition failed because there was no item.
+    Gone,
+}
+
 /// One conditional `DeleteItem`.
 async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
-    use crate::keys::EXPIRES;
     let Call {
         deleter,
         budget,
@@ -233,50 +247,58 @@ async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
     }
     let schema = deleter.config.schema();
     let cutoff = &deleter.cutoff;
-    let result = send_with_retries("DeleteItem", deleter.config.retry(), budget, tally, || {
-        deleter
-            .client
-            .delete_item()
-            .table_name(deleter.config.table())
-            .key(schema.key_attribute(), AttributeValue::S(key.clone()))
-            .condition_expression(format!("{EXPIRES} < :cutoff"))
-            .expression_attribute_names(EXPIRES, schema.expires_attribute())
-            .expression_attribute_values(":cutoff", cutoff.clone())
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-    })
-    .await;
+    let result = send_with_retries(
+        Operation::DeleteItem,
+        deleter.config.retry(),
+        budget,
+        tally,
+        || {
+            let sent = deleter
+                .client
+                .delete_item()
+                .table_name(deleter.config.table())
+                .key(schema.key_attribute(), AttributeValue::S(key.clone()))
+                .condition_expression(format!(
+                    "{EXPIRES_ALIAS} < :cutoff AND attribute_type({DATA_ALIAS}, :data_type)"
+                ))
+                .expression_attribute_names(EXPIRES_ALIAS, schema.expires_attribute())
+                .expression_attribute_names(DATA_ALIAS, schema.data_attribute())
+                .expression_attribute_values(":cutoff", cutoff.clone())
+                .expression_attribute_values(":data_type", AttributeValue::S(DATA_TYPE.to_owned()))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            // A failed condition is an answer, not an error: it is told apart here, from the
+            // SDK's typed error, and never retried.
+            async move {
+                match sent.await {
+                    Ok(out) => Ok(ItemDelete::Deleted(out.consumed_capacity.map(Box::new))),
+                    Err(err) => match err.as_service_error() {
+                        Some(DeleteItemError::ConditionalCheckFailedException(e)) => {
+                            Ok(if e.item.is_some() {
+                                ItemDelete::Kept
+                            } else {
+                                ItemDelete::Gone
+                            })
+                        }
+                        _ => Err(err),
+                    },
+                }
+            }
+        },
+    )
+    .await?;
     match result {
-        Ok(out) => {
-            tally.wrote(out.consumed_capacity());
+        ItemDelete::Deleted(consumed) => {
+            tally.wrote(consumed.as_deref());
             Tally::add(&tally.deleted, 1);
         }
-        Err(Stop::Failed(err)) => match condition_failed_on(&err) {
-            Some(true) => Tally::add(&tally.skipped_live, 1),
-            Some(false) => Tally::add(&tally.already_gone, 1),
-            None => return Err(Stop::Failed(err)),
-        },
-        Err(stop) => return Err(stop),
+        ItemDelete::Kept => Tally::add(&tally.skipped_live, 1),
+        ItemDelete::Gone => Tally::add(&tally.already_gone, 1),
     }
     Ok(())
-}
-
-/// For a failed `DeleteItem`: `Some(true)` when its condition failed on an existing item,
-/// `Some(false)` when it failed because there was no item, `None` for any other error.
-fn condition_failed_on(err: &dynamo_session_store::Error) -> Option<bool> {
-    use aws_sdk_dynamodb::config::http::HttpResponse;
-    use aws_sdk_dynamodb::error::SdkError;
-    use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-
-    let dynamo_session_store::Error::DynamoDb { sdk_error, .. } = err else {
-        return None;
-    };
-    let sdk = sdk_error.downcast_ref::<SdkError<DeleteItemError, HttpResponse>>()?;
-    match sdk.as_service_error()? {
-        DeleteItemError::ConditionalCheckFailedException(e) => Some(e.item.is_some()),
-        _ => None,
-    }
 }
 
 /// A statement error's code and message (at most 200 characters of it: the message is
@@ -293,10 +315,6 @@ fn describe(error: &aws_sdk_dynamodb::types::BatchStatementError) -> String {
     )
 }
 
-fn protocol_error(message: String) -> dynamo_session_store::Error {
-    dynamo_session_store::Error::dynamo_db("BatchExecuteStatement", false, message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,12 +322,16 @@ mod tests {
     #[test]
     fn statements_quote_identifiers() {
         assert_eq!(
-            delete_statement("sessions", "id", "expires"),
-            r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ? RETURNING ALL OLD *"#
+            delete_statement("sessions", &ItemSchema::new()),
+            r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ? AND attribute_type("data", 'S') RETURNING ALL OLD *"#
         );
+        let schema = ItemSchema::new()
+            .with_key_attribute("we\"ird")
+            .with_expires_attribute("e")
+            .with_data_attribute("d");
         assert_eq!(
-            delete_statement("t", "we\"ird", "e"),
-            r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ? RETURNING ALL OLD *"#
+            delete_statement("t", &schema),
+            r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ? AND attribute_type("d", 'S') RETURNING ALL OLD *"#
         );
     }
 }

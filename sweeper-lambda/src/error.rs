@@ -1,5 +1,13 @@
-//! Why a sweep or an invocation failed, and how Lambda shows it.
+//! Why a sweep or an invocation failed, and how Lambda shows it: [`SweepError`] for an
+//! invocation, [`CallError`] for one of its DynamoDB calls, mapped from the SDK in one
+//! place ([`CallError::from_sdk`]).
 
+use std::fmt;
+use std::time::Duration;
+
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use lambda_runtime::Diagnostic;
 
 use crate::config::ConfigError;
@@ -16,7 +24,7 @@ pub enum SweepError {
 
     /// The checkpoint item could not be read. Nothing was scanned.
     #[error("could not read the sweep checkpoint: {0}")]
-    Checkpoint(#[source] dynamo_session_store::Error),
+    Checkpoint(#[source] CallError),
 
     /// The sweep ran, but segments failed after retries (or the checkpoint could not be
     /// written). The report says what was done anyway.
@@ -66,4 +74,187 @@ impl From<SweepError> for Diagnostic {
             error_message: err.to_string(),
         }
     }
+}
+
+/// A DynamoDB operation the sweeper sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// A page of a segment.
+    Scan,
+    /// A batch of PartiQL deletes.
+    BatchExecuteStatement,
+    /// One conditional delete (the `delete-item` strategy, or the checkpoint's).
+    DeleteItem,
+    /// The checkpoint's read.
+    GetItem,
+    /// The checkpoint's write.
+    PutItem,
+}
+
+impl Operation {
+    /// The operation's name in DynamoDB's API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Scan => "Scan",
+            Operation::BatchExecuteStatement => "BatchExecuteStatement",
+            Operation::DeleteItem => "DeleteItem",
+            Operation::GetItem => "GetItem",
+            Operation::PutItem => "PutItem",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why one of the sweeper's DynamoDB calls failed, after its retries.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// DynamoDB, or the network on the way to it, answered with an error.
+    #[error("DynamoDB {operation} failed: {message}")]
+    #[non_exhaustive]
+    Sdk {
+        /// The operation.
+        operation: Operation,
+        /// DynamoDB's error code, when the service answered.
+        code: Option<String>,
+        /// Whether retrying later may succeed (throttling, 5xx, timeouts, I/O).
+        transient: bool,
+        /// The SDK error's whole cause chain, as text.
+        message: String,
+    },
+
+    /// An attempt had no answer within the attempt timeout.
+    #[error("DynamoDB {operation}: no answer within the {} ms attempt timeout", .timeout.as_millis())]
+    #[non_exhaustive]
+    AttemptTimedOut {
+        /// The operation.
+        operation: Operation,
+        /// The attempt timeout.
+        timeout: Duration,
+    },
+
+    /// A transient failure outlasted every retry.
+    #[error("{last} (still failing after {retries} retries)")]
+    #[non_exhaustive]
+    RetriesExhausted {
+        /// How many retries were made.
+        retries: u32,
+        /// The last attempt's failure.
+        last: Box<CallError>,
+    },
+
+    /// Single statements of a PartiQL batch kept failing (throttled, or an internal
+    /// error) after every retry.
+    #[error("{failing} PartiQL deletes still failing after {retries} retries: {last}")]
+    #[non_exhaustive]
+    StatementsExhausted {
+        /// How many statements were still failing.
+        failing: usize,
+        /// How many retries were made.
+        retries: u32,
+        /// The last statement error's code and message.
+        last: String,
+    },
+
+    /// DynamoDB's answer broke the API's contract.
+    #[error("DynamoDB {operation} answered {answered} responses to {sent} statements")]
+    #[non_exhaustive]
+    Protocol {
+        /// The operation.
+        operation: Operation,
+        /// Statements sent.
+        sent: usize,
+        /// Responses received.
+        answered: usize,
+    },
+
+    /// The deadline came before an answer, even within the reserve kept for the call.
+    #[error(
+        "DynamoDB {operation}: no answer before the deadline, within the {} ms kept for it",
+        .reserve.as_millis()
+    )]
+    #[non_exhaustive]
+    Deadline {
+        /// The operation.
+        operation: Operation,
+        /// The time kept for it before the deadline.
+        reserve: Duration,
+    },
+}
+
+impl CallError {
+    /// Maps an SDK error of `operation`: its code, whether it is transient (throttling
+    /// codes are the SDK's own list, so the sweeper retries what the SDK would), and its
+    /// whole cause chain as text.
+    pub fn from_sdk<E>(operation: Operation, err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let (code, transient) = match err {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().map(str::to_owned);
+                let transient = service.raw().status().as_u16() >= 500
+                    || code.as_deref().is_some_and(is_transient_code);
+                (code, transient)
+            }
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => (None, true),
+            _ => (None, false),
+        };
+        CallError::Sdk {
+            operation,
+            code,
+            transient,
+            message: DisplayErrorContext(err).to_string(),
+        }
+    }
+
+    /// The operation that failed, when the failure is one call's.
+    pub fn operation(&self) -> Option<Operation> {
+        match self {
+            CallError::Sdk { operation, .. }
+            | CallError::AttemptTimedOut { operation, .. }
+            | CallError::Protocol { operation, .. }
+            | CallError::Deadline { operation, .. } => Some(*operation),
+            CallError::RetriesExhausted { last, .. } => last.operation(),
+            CallError::StatementsExhausted { .. } => Some(Operation::BatchExecuteStatement),
+        }
+    }
+
+    /// Whether the same call may succeed later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CallError::Sdk { transient, .. } => *transient,
+            CallError::AttemptTimedOut { .. }
+            | CallError::RetriesExhausted { .. }
+            | CallError::StatementsExhausted { .. }
+            | CallError::Deadline { .. } => true,
+            CallError::Protocol { .. } => false,
+        }
+    }
+
+    /// Whether this is a throttling error (counted apart from other retries).
+    pub fn is_throttling(&self) -> bool {
+        matches!(self, CallError::Sdk { code: Some(code), .. } if THROTTLING_ERRORS.contains(&code.as_str()))
+    }
+}
+
+/// Whether a DynamoDB error code is worth retrying.
+fn is_transient_code(code: &str) -> bool {
+    THROTTLING_ERRORS.contains(&code)
+        || TRANSIENT_ERRORS.contains(&code)
+        || matches!(
+            code,
+            "InternalServerError"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "TransactionConflictException"
+        )
 }

@@ -55,7 +55,6 @@
 //! | [`budget`] | primitive | deadline and page budget: when to stop starting work |
 //! | `pace` | primitive | the deletes-per-second cap |
 //! | `tally` | primitive | the live counters every task adds to |
-//! | [`keys`] | primitive | the aliases, reserved keys and checkpoint key the sweeper uses |
 //! | [`report`] | data | [`SweepReport`] and its CloudWatch EMF line |
 //! | [`error`] | data | [`SweepError`] and its Lambda `errorType` |
 //! | [`config`] | data | [`SweepConfig`], [`RetryPolicy`]; reading the environment |
@@ -75,7 +74,6 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod handler;
-pub mod keys;
 mod pace;
 pub mod report;
 pub mod retry;
@@ -90,7 +88,7 @@ pub use config::{
     ConfigError, DeleteStrategy, RetryPolicy, Slice, SlicePart, SliceSetting, SweepConfig,
 };
 pub use engine::sweep;
-pub use error::SweepError;
+pub use error::{CallError, Operation, SweepError};
 pub use event::EventOverrides;
 pub use report::SweepReport;
 pub use sweeper::Sweeper;

@@ -1,9 +1,8 @@
 //! Bounded retries with jittered exponential back-off.
 //!
-//! What is worth retrying is decided in one place for the whole workspace:
-//! [`dynamo_session_store::error::classify`] for whole requests (throttling, 5xx,
-//! timeouts, connection failures), and `statement_retry` for single statements of a
-//! PartiQL batch. The delays come from `backon`'s exponential schedule with jitter.
+//! What is worth retrying is decided in one place: [`CallError::from_sdk`] for whole
+//! requests (throttling, 5xx, timeouts, connection failures), and `statement_retry` for
+//! single statements of a PartiQL batch. The delays come from `backon`'s exponential schedule with jitter.
 //!
 //! The engine retries by itself; give it a client whose own SDK retries are off
 //! (`max_attempts(1)`, as `main` does) so that retries are counted, paced by the deadline,
@@ -15,11 +14,11 @@ use std::future::Future;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::BatchStatementErrorCodeEnum as Code;
-use dynamo_session_store::error::{Error as StoreError, classify};
 use tokio::time::Instant;
 
 use crate::budget::Budget;
 use crate::config::RetryPolicy;
+use crate::error::{CallError, Operation};
 use crate::tally::Tally;
 
 /// Why a call gave up.
@@ -28,7 +27,7 @@ pub(crate) enum Stop {
     /// The deadline came first; nothing is wrong, the work resumes next time.
     Deadline,
     /// A permanent error, or a transient one that outlasted the retries.
-    Failed(StoreError),
+    Failed(CallError),
 }
 
 /// Sends `call()` until it succeeds, retrying transient errors with back-off.
@@ -39,7 +38,7 @@ pub(crate) enum Stop {
 /// retried; one cut by the deadline, or a back-off that would sleep past it, ends in
 /// [`Stop::Deadline`].
 pub(crate) async fn send_with_retries<T, E, F, Fut>(
-    operation: &'static str,
+    operation: Operation,
     policy: &RetryPolicy,
     budget: &Budget,
     tally: &Tally,
@@ -48,34 +47,38 @@ pub(crate) async fn send_with_retries<T, E, F, Fut>(
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    E: ProvideErrorMetadata + StdError + 'static,
 {
     let mut delays = policy.delays();
+    let mut retries = 0;
     loop {
-        let (err, throttling, code) = match attempt(policy, budget, call()).await {
+        let err = match attempt(policy, budget, call()).await {
             Attempt::Answered(Ok(value)) => return Ok(value),
-            Attempt::Answered(Err(err)) => {
-                let class = classify(&err);
-                let err = StoreError::from_sdk(operation, err);
-                if !class.transient {
-                    return Err(Stop::Failed(err));
-                }
-                (err, class.throttling, class.code)
-            }
-            Attempt::TimedOut => (attempt_timed_out(operation, policy), false, None),
+            Attempt::Answered(Err(err)) => CallError::from_sdk(operation, &err),
+            Attempt::TimedOut => CallError::AttemptTimedOut {
+                operation,
+                timeout: policy.attempt_timeout(),
+            },
             Attempt::Deadline => return Err(Stop::Deadline),
         };
-        let Some(delay) = delays.next() else {
+        if !err.is_transient() {
             return Err(Stop::Failed(err));
+        }
+        let Some(delay) = delays.next() else {
+            return Err(Stop::Failed(CallError::RetriesExhausted {
+                retries,
+                last: Box::new(err),
+            }));
         };
         if !budget.leaves_time_for(delay) {
             return Err(Stop::Deadline);
         }
-        tally.retried(throttling);
+        retries += 1;
+        tally.retried(err.is_throttling());
         tracing::debug!(
-            operation,
-            code = code.as_deref().unwrap_or("-"),
-            delay_ms = delay.as_millis() as u64,
+            operation = operation.name(),
+            error = %err,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
             "retrying"
         );
         tokio::time::sleep(delay).await;
@@ -99,25 +102,22 @@ async fn attempt<R>(
     budget: &Budget,
     send: impl Future<Output = R>,
 ) -> Attempt<R> {
-    let timeout = Instant::now() + policy.attempt_timeout();
-    let (cut, by_deadline) = match budget.deadline() {
-        Some(deadline) if deadline <= timeout => (deadline, true),
-        _ => (timeout, false),
+    // `checked_add`: an attempt timeout too large to add to now (a policy built through
+    // the public API can hold anything) means no cut of its own.
+    let timeout = Instant::now().checked_add(policy.attempt_timeout());
+    let (cut, by_deadline) = match (budget.deadline(), timeout) {
+        (Some(deadline), Some(timeout)) if deadline <= timeout => (Some(deadline), true),
+        (Some(deadline), None) => (Some(deadline), true),
+        (_, timeout) => (timeout, false),
+    };
+    let Some(cut) = cut else {
+        return Attempt::Answered(send.await);
     };
     match tokio::time::timeout_at(cut, send).await {
         Ok(answer) => Attempt::Answered(answer),
         Err(_) if by_deadline => Attempt::Deadline,
         Err(_) => Attempt::TimedOut,
     }
-}
-
-/// The error of an attempt the engine cut: transient, like the SDK's own timeouts.
-fn attempt_timed_out(operation: &'static str, policy: &RetryPolicy) -> StoreError {
-    let message = format!(
-        "no answer within the {} ms attempt timeout",
-        policy.attempt_timeout().as_millis()
-    );
-    StoreError::dynamo_db(operation, true, message)
 }
 
 /// What to do about one failed statement of a PartiQL batch.

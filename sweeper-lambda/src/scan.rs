@@ -1,13 +1,20 @@
 //! Reading one page of one segment, and deciding what each item on it is.
 //!
-//! The scan asks for expired items, for expiries too far ahead to be epoch seconds of a
-//! session, and for items whose expiry is not a number at all:
+//! The scan asks, among items of the session shape (the table contract,
+//! [`dynamo_session_store::schema`]: a data attribute of the store's type, a key under
+//! the prefix that is not reserved), for expired ones, for expiries too far ahead to be
+//! epoch seconds of a session, and for those whose expiry is not a number at all:
 //!
 //! ```text
-//! FilterExpression:     (#e < :cutoff OR #e > :far OR NOT attribute_type(#e, :n))
+//! FilterExpression:     attribute_type(#d, :data_type)
+//!                       AND (#e < :cutoff OR #e > :far OR NOT attribute_type(#e, :n))
 //!                       [AND begins_with(#k, :prefix)] AND NOT begins_with(#k, :reserved)
 //! ProjectionExpression: #k, #e
 //! ```
+//!
+//! Items of any other shape, another application's in a shared table, are never
+//! returned, counted or deleted, whatever their expiry attribute holds (some use
+//! `expires: 0` to mean "never").
 //!
 //! The last two parts of the `OR` are there to count honestly what is never deleted: an
 //! expiry stored as a string, or missing, would otherwise be silently filtered out, and so
@@ -22,23 +29,19 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use dynamo_session_store::ItemSchema;
+use dynamo_session_store::schema::{
+    DATA_ALIAS, DATA_TYPE, EXPIRES_ALIAS as EXPIRES, Expiry, FAR_FUTURE_SECONDS, KEY_ALIAS as KEY,
+    RESERVED_MARKER,
+};
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
-use crate::keys::{EXPIRES, KEY, RESERVED_PREFIX, is_reserved, key_and_expiry_names};
+use crate::error::Operation;
 use crate::retry::{Stop, send_with_retries};
 use crate::tally::Tally;
 
 /// A scan position: DynamoDB's `LastEvaluatedKey`, given back as `ExclusiveStartKey`.
 pub type Cursor = HashMap<String, AttributeValue>;
-
-/// Expiries from here up look like epoch milliseconds: as seconds they would be past the
-/// year 5000, as milliseconds they are after March 1973.
-pub const MILLIS_FROM: i64 = 100_000_000_000;
-
-/// Expiries more than this after the cutoff (ten years) are far-future: counted, never
-/// deleted.
-pub const FAR_FUTURE_SECONDS: i64 = 10 * 366 * 86_400;
 
 /// What one scanned page holds, decided item by item.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -47,10 +50,9 @@ pub struct PagePlan {
     pub expired: Vec<String>,
     /// Items with a missing or non-numeric expiry, or a key that is not a string.
     pub malformed: u64,
-    /// Sessions whose expiry looks like epoch milliseconds ([`MILLIS_FROM`] and up).
+    /// Sessions whose expiry looks like epoch milliseconds ([`Expiry::EpochMillis`]).
     pub millis: u64,
-    /// Sessions whose expiry is over [`FAR_FUTURE_SECONDS`] after the cutoff, yet below
-    /// [`MILLIS_FROM`].
+    /// Sessions whose expiry is far in the future ([`Expiry::FarFuture`]).
     pub far_future: u64,
 }
 
@@ -73,13 +75,16 @@ pub fn classify_page(
                 continue;
             }
         };
-        if !key.starts_with(schema.key_prefix()) || is_reserved(schema, key) {
+        if !schema.owns_key(key) {
             continue;
         }
-        match schema.expires_of(&item) {
-            Ok(expires) if expires < cutoff => plan.expired.push(key.to_owned()),
-            Ok(expires) if expires >= MILLIS_FROM => plan.millis += 1,
-            Ok(expires) if expires > far_future_after(cutoff) => plan.far_future += 1,
+        match schema
+            .expires_of(&item)
+            .map(|e| Expiry::classify(e, cutoff))
+        {
+            Ok(Expiry::Expired) => plan.expired.push(key.to_owned()),
+            Ok(Expiry::EpochMillis) => plan.millis += 1,
+            Ok(Expiry::FarFuture) => plan.far_future += 1,
             Ok(_) => {}
             Err(_) => plan.malformed += 1,
         }
@@ -87,7 +92,7 @@ pub fn classify_page(
     plan
 }
 
-/// Expiries above this are far-future for a sweep at `cutoff`.
+/// Expiries above this are far-future for a sweep at `cutoff` (see [`Expiry::classify`]).
 fn far_future_after(cutoff: i64) -> i64 {
     cutoff.saturating_add(FAR_FUTURE_SECONDS)
 }
@@ -97,9 +102,15 @@ pub(crate) fn filter(
     schema: &ItemSchema,
     cutoff: i64,
 ) -> (String, HashMap<String, AttributeValue>) {
-    let mut expr =
-        format!("({EXPIRES} < :cutoff OR {EXPIRES} > :far OR NOT attribute_type({EXPIRES}, :n))");
+    let mut expr = format!(
+        "attribute_type({DATA_ALIAS}, :data_type) \
+         AND ({EXPIRES} < :cutoff OR {EXPIRES} > :far OR NOT attribute_type({EXPIRES}, :n))"
+    );
     let mut values = HashMap::from([
+        (
+            ":data_type".to_owned(),
+            AttributeValue::S(DATA_TYPE.to_owned()),
+        ),
         (":cutoff".to_owned(), AttributeValue::N(cutoff.to_string())),
         (
             ":far".to_owned(),
@@ -108,7 +119,7 @@ pub(crate) fn filter(
         (":n".to_owned(), AttributeValue::S("N".to_owned())),
         (
             ":reserved".to_owned(),
-            AttributeValue::S(format!("{}{RESERVED_PREFIX}", schema.key_prefix())),
+            AttributeValue::S(format!("{}{RESERVED_MARKER}", schema.key_prefix())),
         ),
     ]);
     if !schema.key_prefix().is_empty() {
@@ -136,7 +147,7 @@ impl PageScan {
         Self {
             filter,
             values,
-            names: key_and_expiry_names(schema),
+            names: schema.expression_names(),
         }
     }
 
@@ -179,7 +190,7 @@ impl PageScan {
         budget: &Budget,
         tally: &Tally,
     ) -> Result<ScanOutput, Stop> {
-        let page = send_with_retries("Scan", config.retry(), budget, tally, || {
+        let page = send_with_retries(Operation::Scan, config.retry(), budget, tally, || {
             self.send(client, config, segment, cursor)
         })
         .await?;
@@ -190,6 +201,7 @@ impl PageScan {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     fn item(
@@ -262,7 +274,12 @@ mod tests {
     fn filter_binds_every_value_it_uses() {
         let (expr, values) = filter(&ItemSchema::new(), 5);
         assert!(!expr.contains(":prefix"));
-        assert_eq!(values.len(), 4);
+        assert_eq!(values.len(), 5);
+        assert_eq!(values[":data_type"], s("S"));
+        assert!(
+            expr.starts_with("attribute_type(#d, :data_type) AND ("),
+            "{expr}"
+        );
         assert_eq!(values[":reserved"], s("!"));
         let (expr, values) = filter(&ItemSchema::new().with_key_prefix("p:"), 5);
         assert!(expr.contains("begins_with(#k, :prefix)"));

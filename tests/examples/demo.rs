@@ -44,8 +44,7 @@ use std::time::Duration;
 
 use dynamo_session_store::aws_sdk_dynamodb::Client;
 use dynamo_session_store::clock::{Clock, SystemClock};
-use dynamo_session_store::error::redact;
-use dynamo_session_store::item::StoredItem;
+use dynamo_session_store::schema::SessionItem;
 use dynamo_session_store::{DynamoStore, TableCreated};
 use integration_tests::http;
 use local_dynamodb::LocalDynamo;
@@ -313,7 +312,14 @@ async fn report(State(store): State<DynamoStore>, request: Request, next: Next) 
 }
 
 /// What the store wrote, judged from the item before and after the request.
-fn throttle_outcome(before: Option<&StoredItem>, after: Option<&StoredItem>) -> &'static str {
+/// The first four characters of a session id: a whole id is a bearer credential and never
+/// printed.
+fn redact(id: &str) -> String {
+    let prefix: String = id.chars().take(4).collect();
+    format!("{prefix}…")
+}
+
+fn throttle_outcome(before: Option<&SessionItem>, after: Option<&SessionItem>) -> &'static str {
     match (before, after) {
         (None, Some(_)) => "PutItem: new session",
         (Some(_), None) => "DeleteItem: session deleted",
@@ -327,7 +333,7 @@ fn throttle_outcome(before: Option<&StoredItem>, after: Option<&StoredItem>) -> 
 }
 
 /// The session item as stored, read with a raw `GetItem` (a real app never needs this).
-async fn stored(store: &DynamoStore, id: &str) -> Option<StoredItem> {
+async fn stored(store: &DynamoStore, id: &str) -> Option<SessionItem> {
     let key = store.schema().key_for(id).ok()?;
     let read = store
         .client()
@@ -349,7 +355,7 @@ async fn stored(store: &DynamoStore, id: &str) -> Option<StoredItem> {
     }
 }
 
-fn visit_count(item: &StoredItem) -> u64 {
+fn visit_count(item: &SessionItem) -> u64 {
     serde_json::from_str::<serde_json::Value>(&item.data)
         .ok()
         .and_then(|data| data["visits"].as_u64())

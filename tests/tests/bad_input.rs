@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use aws_smithy_types::Blob;
-use dynamo_session_store::item::{MAX_ITEM_BYTES, MAX_KEY_BYTES};
+use dynamo_session_store::schema::{MAX_ITEM_BYTES, MAX_KEY_BYTES};
 use dynamo_session_store::tower_sessions_core::SessionStore;
 use dynamo_session_store::tower_sessions_core::session::Id;
 use dynamo_session_store::tower_sessions_core::session_store::Error as TsError;

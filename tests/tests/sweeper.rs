@@ -19,7 +19,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{ItemSchema, ManualClock};
 use integration_tests::{Item, TestTable, far_future_clock, n, s};
-use sweeper_lambda::keys::{checkpoint_key, is_reserved};
 use sweeper_lambda::testing::{PageHook, sweep_with_hook};
 use sweeper_lambda::{
     Budget, DeleteStrategy, Slice, SweepConfig, SweepReport, read_checkpoint, sweep,
@@ -117,13 +116,23 @@ async fn fixture(
     (table, schema, clock, seeded)
 }
 
+/// The checkpoint key of slice `label`, as the sweeper names it.
+fn checkpoint_key(schema: &ItemSchema, label: &str) -> String {
+    schema
+        .reserved_key(&format!(
+            "{}{label}",
+            sweeper_lambda::config::CHECKPOINT_KEY_NAME
+        ))
+        .unwrap()
+}
+
 async fn keys_in(table: &TestTable, schema: &ItemSchema) -> HashSet<String> {
     table
         .scan_all()
         .await
         .into_iter()
         .map(|item| schema.key_of(&item).unwrap().to_owned())
-        .filter(|key| !is_reserved(schema, key))
+        .filter(|key| !schema.is_reserved_key(key))
         .collect()
 }
 
@@ -133,7 +142,7 @@ async fn checkpoint_items(table: &TestTable, schema: &ItemSchema) -> Vec<String>
         .await
         .into_iter()
         .map(|item| schema.key_of(&item).unwrap().to_owned())
-        .filter(|key| is_reserved(schema, key))
+        .filter(|key| schema.is_reserved_key(key))
         .collect()
 }
 

@@ -270,7 +270,7 @@ async fn the_server_answers_deletes_in_the_shapes_the_sweeper_reads() {
     let table = TestTable::new("delete-shapes").await;
     let old = session_item("gone-soon", r#"{"user":7}"#, 100);
     table.raw_put(old.clone()).await;
-    let statement = delete_statement(&table.name, "id", "expires");
+    let statement = delete_statement(&table.name, &dynamo_session_store::ItemSchema::new());
     let delete = |key: &str| {
         BatchStatementRequest::builder()
             .statement(&statement)

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::ItemSchema;
+use dynamo_session_store::schema::{MAX_KEY_BYTES, attribute_type as type_name};
 
 use super::Checkpoint;
 use crate::config::Slice;
@@ -29,9 +30,6 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 const DONE: &str = "done";
 const CURSORS: &str = "cursors";
 const UPDATED: &str = "updated";
-
-/// DynamoDB's largest partition key value, in bytes.
-const MAX_KEY_BYTES: usize = 2048;
 
 impl Checkpoint {
     /// The checkpoint item for `key`, written at `updated` (epoch seconds).
@@ -205,20 +203,6 @@ fn ranges(set: &std::collections::BTreeSet<u32>) -> String {
     out.join(",")
 }
 
-fn type_name(value: &AttributeValue) -> &'static str {
-    match value {
-        AttributeValue::S(_) => "a string",
-        AttributeValue::N(_) => "a number",
-        AttributeValue::B(_) => "binary",
-        AttributeValue::Bool(_) => "a boolean",
-        AttributeValue::Null(_) => "null",
-        AttributeValue::M(_) => "a map",
-        AttributeValue::L(_) => "a list",
-        AttributeValue::Ss(_) | AttributeValue::Ns(_) | AttributeValue::Bs(_) => "a set",
-        _ => "of an unknown type",
-    }
-}
-
 /// At most 40 characters of untrusted text, for a log line.
 fn short(text: &str) -> String {
     let mut out: String = text.chars().take(40).collect();
@@ -269,7 +253,11 @@ mod tests {
         cp.mark_done(5);
         cp.set_cursor(6, cursor("abc"));
         cp.set_cursor(9, cursor("abc"));
-        let item = cp.to_item(&schema, crate::keys::checkpoint_key(&schema, "4-8of8"), 1);
+        let item = cp.to_item(
+            &schema,
+            schema.reserved_key("sweeper-checkpoint/4-8of8").unwrap(),
+            1,
+        );
         assert_eq!(item["id"], s("!sweeper-checkpoint/4-8of8"));
         assert!(!item.contains_key("expires"));
         let (back, discarded) = read(&item, 4, 8);

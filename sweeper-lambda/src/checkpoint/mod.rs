@@ -1,8 +1,8 @@
 //! Resume cursors: where each segment of a slice stopped, kept in one reserved item.
 //!
-//! The item's key is [`crate::keys::checkpoint_key`] of the slice label (e.g.
-//! `!sweeper-checkpoint/0-8of8`): the store refuses session ids starting with `!`, so it
-//! never sees it;
+//! The item's key is [`SweepConfig::checkpoint_key`], a reserved key of the table
+//! contract ([`dynamo_session_store::schema`]), e.g. `!sweeper-checkpoint/0-8of8`: no
+//! session key contains `!`, so the store never reads or writes it;
 //! it has no expiry attribute, so neither native TTL nor the sweep's conditional deletes
 //! ever remove it. Its attributes:
 //!
@@ -31,8 +31,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
-use crate::error::SweepError;
-use crate::keys::checkpoint_key;
+use crate::error::{Operation, SweepError};
 use crate::retry::{Stop, send_with_retries};
 use crate::scan::Cursor;
 use crate::tally::Tally;
@@ -90,17 +89,17 @@ impl Checkpoint {
 pub(crate) async fn load(
     client: &Client,
     config: &SweepConfig,
+    key: &str,
     budget: &Budget,
     tally: &Tally,
 ) -> Result<Option<Checkpoint>, Stop> {
-    let key = checkpoint_key(config.schema(), &config.slice_label());
-    let out = send_with_retries("GetItem", config.retry(), budget, tally, || {
+    let out = send_with_retries(Operation::GetItem, config.retry(), budget, tally, || {
         client
             .get_item()
             .table_name(config.table())
             .key(
                 config.schema().key_attribute(),
-                AttributeValue::S(key.clone()),
+                AttributeValue::S(key.to_owned()),
             )
             .consistent_read(true)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -127,12 +126,22 @@ pub(crate) async fn load(
 /// Reads the saved checkpoint of `config`'s slice, if any (for tools and tests).
 ///
 /// # Errors
-/// [`SweepError::Checkpoint`] when it cannot be read.
+/// [`SweepError::InvalidConfig`] for an invalid configuration, and
+/// [`SweepError::Checkpoint`] when the checkpoint cannot be read.
 pub async fn read_checkpoint(
     client: &Client,
     config: &SweepConfig,
 ) -> Result<Option<Checkpoint>, SweepError> {
-    match load(client, config, &Budget::unlimited(), &Tally::default()).await {
+    let key = config.checkpoint_key()?;
+    match load(
+        client,
+        config,
+        &key,
+        &Budget::unlimited(),
+        &Tally::default(),
+    )
+    .await
+    {
         Ok(found) => Ok(found),
         Err(Stop::Failed(err)) => Err(SweepError::Checkpoint(err)),
         Err(Stop::Deadline) => Ok(None),
@@ -143,14 +152,14 @@ pub async fn read_checkpoint(
 pub(crate) async fn save(
     client: &Client,
     config: &SweepConfig,
+    key: &str,
     checkpoint: &Checkpoint,
     updated: i64,
     budget: &Budget,
     tally: &Tally,
 ) -> Result<(), Stop> {
-    let key = checkpoint_key(config.schema(), &config.slice_label());
-    let item = checkpoint.to_item(config.schema(), key, updated);
-    let out = send_with_retries("PutItem", config.retry(), budget, tally, || {
+    let item = checkpoint.to_item(config.schema(), key.to_owned(), updated);
+    let out = send_with_retries(Operation::PutItem, config.retry(), budget, tally, || {
         client
             .put_item()
             .table_name(config.table())
@@ -167,17 +176,17 @@ pub(crate) async fn save(
 pub(crate) async fn clear(
     client: &Client,
     config: &SweepConfig,
+    key: &str,
     budget: &Budget,
     tally: &Tally,
 ) -> Result<(), Stop> {
-    let key = checkpoint_key(config.schema(), &config.slice_label());
-    let out = send_with_retries("DeleteItem", config.retry(), budget, tally, || {
+    let out = send_with_retries(Operation::DeleteItem, config.retry(), budget, tally, || {
         client
             .delete_item()
             .table_name(config.table())
             .key(
                 config.schema().key_attribute(),
-                AttributeValue::S(key.clone()),
+                AttributeValue::S(key.to_owned()),
             )
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()

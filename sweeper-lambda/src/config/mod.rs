@@ -36,6 +36,11 @@ pub const DEFAULT_SEGMENT_CONCURRENCY: u32 = 16;
 /// Default number of delete requests in flight per segment.
 pub const DEFAULT_DELETE_CONCURRENCY: usize = 4;
 
+/// The start of the checkpoint items' reserved key names: `sweeper-checkpoint/`, then the
+/// slice label (`0-8of8`). IAM's `dynamodb:LeadingKeys` condition in
+/// `infra/template.yaml` allows exactly `<prefix>!sweeper-checkpoint/*`.
+pub const CHECKPOINT_KEY_NAME: &str = "sweeper-checkpoint/";
+
 /// An unusable setting, naming where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]
@@ -372,6 +377,18 @@ impl SweepConfig {
         self
     }
 
+    /// The key of this slice's checkpoint item: the reserved key
+    /// `<prefix>!sweeper-checkpoint/<slice label>` of the table contract.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the key prefix leaves no room for it under DynamoDB's key
+    /// size limit.
+    pub fn checkpoint_key(&self) -> Result<String, ConfigError> {
+        self.schema
+            .reserved_key(&format!("{CHECKPOINT_KEY_NAME}{}", self.slice_label()))
+            .map_err(|e| ConfigError::new("SESSION_KEY_PREFIX", e.to_string()))
+    }
+
     /// Checks every setting.
     ///
     /// # Errors
@@ -383,6 +400,7 @@ impl SweepConfig {
         self.schema
             .validate()
             .map_err(|e| ConfigError::new("item schema", e.to_string()))?;
+        self.checkpoint_key()?;
         if !(1..=MAX_TOTAL_SEGMENTS).contains(&self.total_segments) {
             return Err(ConfigError::new(
                 "total_segments",

@@ -62,12 +62,15 @@ impl RetryPolicy {
     /// The time a sweep keeps free before its deadline to save its checkpoint: two full
     /// attempts and the longest first retry delay between them.
     pub fn checkpoint_reserve(&self) -> Duration {
+        // Saturating: a policy built through the public API can hold any durations.
         let first_delay = if self.jitter {
-            self.min_delay * 2
+            self.min_delay.saturating_mul(2)
         } else {
             self.min_delay
         };
-        self.attempt_timeout * 2 + first_delay.min(self.max_delay * 2)
+        self.attempt_timeout
+            .saturating_mul(2)
+            .saturating_add(first_delay.min(self.max_delay.saturating_mul(2)))
     }
 
     /// No retries at all.
@@ -127,6 +130,16 @@ mod tests {
         for (d, p) in delays.iter().zip(&plain) {
             assert!(d >= p && *d <= *p * 2, "{d:?} vs {p:?}");
         }
+    }
+
+    #[test]
+    fn extreme_durations_saturate() {
+        let policy = RetryPolicy::new(usize::MAX, Duration::MAX, Duration::MAX)
+            .with_attempt_timeout(Duration::MAX);
+        assert_eq!(policy.checkpoint_reserve(), Duration::MAX);
+        let mut delays = policy.delays();
+        assert!(delays.next().is_some_and(|d| d >= Duration::MAX / 2));
+        assert!(delays.next().is_some());
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use hook::{NoHook, PageHook};
 use crate::budget::Budget;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::SweepConfig;
-use crate::error::SweepError;
+use crate::error::{CallError, Operation, SweepError};
 use crate::report::SweepReport;
 use crate::retry::Stop;
 use crate::tally::Tally;
@@ -68,6 +68,7 @@ pub(crate) async fn sweep_with_hook(
     hook: Arc<dyn PageHook>,
 ) -> Result<SweepReport, SweepError> {
     config.validate()?;
+    let checkpoint_key = config.checkpoint_key()?;
     let started = Instant::now();
     let grace = i64::try_from(config.grace().as_secs()).unwrap_or(i64::MAX);
     let cutoff = clock.now().unix_timestamp().saturating_sub(grace);
@@ -91,7 +92,7 @@ pub(crate) async fn sweep_with_hook(
         );
     }
     let previous = if use_checkpoint {
-        match checkpoint::load(client, config, &budget, &tally).await {
+        match checkpoint::load(client, config, &checkpoint_key, &budget, &tally).await {
             Ok(previous) => previous,
             Err(Stop::Failed(err)) => return Err(SweepError::Checkpoint(err)),
             Err(Stop::Deadline) => None,
@@ -124,6 +125,7 @@ pub(crate) async fn sweep_with_hook(
         let outcome = write_checkpoint(
             client,
             config,
+            &checkpoint_key,
             (previous.as_ref(), &progress, complete),
             clock.now().unix_timestamp(),
             &save_budget,
@@ -201,37 +203,31 @@ async fn run_workers(run: &Arc<Run>) {
 async fn write_checkpoint(
     client: &Client,
     config: &SweepConfig,
+    key: &str,
     (previous, progress, complete): (Option<&Checkpoint>, &Checkpoint, bool),
     now: i64,
     budget: &Budget,
     tally: &Tally,
-) -> Result<bool, dynamo_session_store::Error> {
-    let outcome = if complete {
+) -> Result<bool, CallError> {
+    let (operation, outcome) = if complete {
         if previous.is_none() {
             return Ok(false);
         }
-        checkpoint::clear(client, config, budget, tally)
-            .await
-            .map(|()| false)
+        let cleared = checkpoint::clear(client, config, key, budget, tally).await;
+        (Operation::DeleteItem, cleared.map(|()| false))
     } else if !progress.is_empty() || previous.is_some() {
-        checkpoint::save(client, config, progress, now, budget, tally)
-            .await
-            .map(|()| true)
+        let saved = checkpoint::save(client, config, key, progress, now, budget, tally).await;
+        (Operation::PutItem, saved.map(|()| true))
     } else {
         return Ok(false);
     };
     match outcome {
         Ok(saved) => Ok(saved),
         Err(Stop::Failed(err)) => Err(err),
-        Err(Stop::Deadline) => Err(deadline_passed(config)),
+        // The write could not be answered before the deadline, even in its reserve.
+        Err(Stop::Deadline) => Err(CallError::Deadline {
+            operation,
+            reserve: config.retry().checkpoint_reserve(),
+        }),
     }
-}
-
-/// The checkpoint could not be written before the deadline, even in its reserve.
-fn deadline_passed(config: &SweepConfig) -> dynamo_session_store::Error {
-    let message = format!(
-        "no answer before the deadline, within the {} ms kept for it",
-        config.retry().checkpoint_reserve().as_millis()
-    );
-    dynamo_session_store::Error::dynamo_db("PutItem", true, message)
 }

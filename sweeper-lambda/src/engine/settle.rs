@@ -5,6 +5,7 @@
 //! the new [`Checkpoint`] and the counts, and the engine then writes what was decided.
 
 use crate::checkpoint::Checkpoint;
+use crate::error::{CallError, Operation};
 use crate::scan::Cursor;
 
 /// How a segment's work in this sweep ended.
@@ -15,7 +16,7 @@ pub(crate) enum SegmentEnd {
     /// Stopped by the budget; continue from the cursor (`None`: from the start).
     Stopped(Option<Cursor>),
     /// Failed after retries; the cursor is the last page fully processed.
-    Failed(Option<Cursor>, dynamo_session_store::Error),
+    Failed(Option<Cursor>, CallError),
 }
 
 /// What a sweep's segment ends come to.
@@ -53,14 +54,7 @@ pub(crate) fn settle(previous: Option<&Checkpoint>, ends: Vec<(u32, SegmentEnd)>
             SegmentEnd::Stopped(None) => {}
             SegmentEnd::Failed(cursor, err) => {
                 settled.failed += 1;
-                let scan_refused = matches!(
-                    &err,
-                    dynamo_session_store::Error::DynamoDb {
-                        operation: "Scan",
-                        transient: false,
-                        ..
-                    }
-                );
+                let scan_refused = err.operation() == Some(Operation::Scan) && !err.is_transient();
                 match cursor {
                     Some(cursor) if !scan_refused => settled.progress.set_cursor(segment, cursor),
                     _ => settled.progress.forget(segment),
@@ -84,8 +78,13 @@ mod tests {
         HashMap::from([("id".to_owned(), AttributeValue::S(key.to_owned()))])
     }
 
-    fn failure(operation: &'static str, transient: bool) -> dynamo_session_store::Error {
-        dynamo_session_store::Error::dynamo_db(operation, transient, "boom".to_owned())
+    fn failure(operation: Operation, transient: bool) -> CallError {
+        CallError::Sdk {
+            operation,
+            code: Some("Boom".to_owned()),
+            transient,
+            message: "boom".to_owned(),
+        }
     }
 
     #[test]
@@ -121,7 +120,10 @@ mod tests {
             None,
             vec![(
                 5,
-                SegmentEnd::Failed(Some(cursor("x")), failure("BatchExecuteStatement", true)),
+                SegmentEnd::Failed(
+                    Some(cursor("x")),
+                    failure(Operation::BatchExecuteStatement, true),
+                ),
             )],
         );
         assert_eq!(settled.progress.cursor(5), Some(&cursor("x")));
@@ -143,11 +145,11 @@ mod tests {
             vec![
                 (
                     6,
-                    SegmentEnd::Failed(Some(cursor("forged")), failure("Scan", false)),
+                    SegmentEnd::Failed(Some(cursor("forged")), failure(Operation::Scan, false)),
                 ),
                 (
                     7,
-                    SegmentEnd::Failed(Some(cursor("y")), failure("Scan", true)),
+                    SegmentEnd::Failed(Some(cursor("y")), failure(Operation::Scan, true)),
                 ),
             ],
         );

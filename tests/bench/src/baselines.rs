@@ -44,7 +44,8 @@ pub async fn raw_partiql_delete(
     cutoff: i64,
     in_flight: usize,
 ) -> Duration {
-    let statement = sweeper_lambda::delete::delete_statement(table, "id", "expires");
+    let statement =
+        sweeper_lambda::delete::delete_statement(table, &dynamo_session_store::ItemSchema::new());
     let cutoff = AttributeValue::N(cutoff.to_string());
     let batches: Vec<Vec<String>> = keys.chunks(BATCH).map(<[_]>::to_vec).collect();
     let started = Instant::now();

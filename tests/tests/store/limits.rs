@@ -2,7 +2,7 @@
 //! and ids that cannot be keys.
 
 use super::*;
-use dynamo_session_store::item::{MAX_ITEM_BYTES, MAX_KEY_BYTES};
+use dynamo_session_store::schema::{MAX_ITEM_BYTES, MAX_KEY_BYTES};
 
 /// Session data whose JSON is `len` bytes: `{"blob":"xxx…"}`.
 fn blob(len: usize) -> Value {

@@ -1,0 +1,763 @@
+//! The table contract: what a session item is, in every tool that reads or writes the
+//! table. The store, the sweeper and the tests use it through this public API, and so can
+//! your own tools (an export, a migration, an admin script).
+//!
+//! # A session item
+//!
+//! One item per session, three attributes (names configurable with [`ItemSchema`],
+//! defaults shown):
+//!
+//! | attribute | type | holds |
+//! |-----------|------|-------|
+//! | `id`      | S    | [key prefix](ItemSchema::with_key_prefix) + session id: the table's partition key |
+//! | `expires` | N    | expiry in **epoch seconds**, the unit DynamoDB's native TTL reads |
+//! | `data`    | S    | the session data, a JSON object ([`DATA_TYPE`]) |
+//!
+//! An item written by [`DynamoStore::insert`](crate::DynamoStore::insert) (and so by
+//! tower-sessions' `create`) also carries a random claim token (`claim`, S), so that a
+//! retried insert recognises its own write; later saves drop it.
+//!
+//! **The shape**: an item is a session only if its key is a String under the key prefix
+//! that is not reserved, and its data attribute is present with type [`DATA_TYPE`]. The
+//! sweeper scans and deletes only items of that shape, and its deletes check the shape
+//! again, so items of other applications in a shared table are never touched, whatever
+//! their expiry attribute holds.
+//!
+//! # Keys
+//!
+//! - The key is the prefix followed by the session id ([`ItemSchema::key_for`]).
+//! - A non-empty prefix ends with a character that is neither a letter nor a digit
+//!   (`app:`, `app#`, `app/`), so that `app:` never matches the keys of `app2:`; it never
+//!   contains [`RESERVED_MARKER`].
+//! - **Reserved keys** are `prefix + '!' + name` ([`ItemSchema::reserved_key`]). They are
+//!   left to other tools on the table; the sweeper keeps its checkpoints there. No
+//!   session key contains `!`: ids containing it are refused, so no id, under any prefix
+//!   or none, can equal any deployment's reserved key.
+//! - A key is at most [`MAX_KEY_BYTES`].
+//!
+//! # Expiry
+//!
+//! Expiries are whole epoch seconds, read with [`ItemSchema::expires_of`] and judged by
+//! [`Expiry::classify`] against a cutoff: [`Expiry::Expired`] (below it),
+//! [`Expiry::Live`], [`Expiry::EpochMillis`] (from [`EPOCH_MILLIS_FROM`] up: as seconds
+//! they would be past the year 5000, as milliseconds they are after March 1973; the Node
+//! package this crate succeeds wrote those, and DynamoDB's TTL ignores them) and
+//! [`Expiry::FarFuture`] (more than [`FAR_FUTURE_SECONDS`] after the cutoff). An expiry
+//! that is missing or not a whole number is not epoch seconds at all: `expires_of`
+//! returns [`Error::Decode`] naming it. The store reads an expired session as absent and
+//! an epoch-milliseconds one as malformed; the sweeper deletes only expired sessions and
+//! counts the others.
+//!
+//! # Expressions
+//!
+//! Every expression aliases the attribute names, [`KEY_ALIAS`], [`EXPIRES_ALIAS`] and
+//! [`DATA_ALIAS`] (`data` is a DynamoDB reserved word): [`ItemSchema::expression_names`].
+//!
+//! # Size
+//!
+//! An item is at most [`MAX_ITEM_BYTES`] as DynamoDB counts it, attribute names included
+//! ([`ItemSchema::item_size`]); [`ItemSchema::encode`] refuses a larger one.
+//!
+//! ```
+//! use dynamo_session_store::schema::{Expiry, ItemSchema};
+//!
+//! let schema = ItemSchema::new().with_key_prefix("app1:");
+//! let item = schema.encode(schema.key_for("abc")?, r#"{"n":1}"#.into(), 1_700_000_000)?;
+//! assert!(schema.is_session(&item));
+//! let expires = schema.expires_of(&item)?;
+//! assert_eq!(Expiry::classify(expires, 1_800_000_000), Expiry::Expired);
+//! assert_eq!(schema.decode(item)?.data, r#"{"n":1}"#);
+//!
+//! assert!(schema.key_for("a!b").is_err()); // `!` is reserved
+//! assert_eq!(schema.reserved_key("sweeper-checkpoint/0-8of8")?, "app1:!sweeper-checkpoint/0-8of8");
+//! # Ok::<(), dynamo_session_store::Error>(())
+//! ```
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::error::Error;
+
+/// One DynamoDB item, as the SDK gives and takes it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's maximum item size: 400 KB, counting attribute names and values.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// DynamoDB's maximum size of a partition key value.
+pub const MAX_KEY_BYTES: usize = 2048;
+
+/// DynamoDB's maximum length of an attribute name.
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 255;
+
+/// Expression alias of the key attribute.
+pub const KEY_ALIAS: &str = "#k";
+/// Expression alias of the expiry attribute.
+pub const EXPIRES_ALIAS: &str = "#e";
+/// Expression alias of the data attribute.
+pub const DATA_ALIAS: &str = "#d";
+
+/// The DynamoDB type of a session's data attribute: `S`, a JSON text.
+pub const DATA_TYPE: &str = "S";
+
+/// The character that marks reserved keys: `prefix + '!' + name`. No session key
+/// contains it.
+pub const RESERVED_MARKER: char = '!';
+
+/// Expiries from here up look like epoch **milliseconds**: as seconds they would be past
+/// the year 5000, as milliseconds they are after March 1973.
+pub const EPOCH_MILLIS_FROM: i64 = 100_000_000_000;
+
+/// Expiries more than this after a cutoff (ten years) are [`Expiry::FarFuture`].
+pub const FAR_FUTURE_SECONDS: i64 = 10 * 366 * 86_400;
+
+/// The default name of the claim token attribute (see [`ItemSchema::with_claim_attribute`]).
+pub const DEFAULT_CLAIM_ATTRIBUTE: &str = "claim";
+
+/// How a stored expiry (epoch seconds) stands against a cutoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expiry {
+    /// Below the cutoff: the session is over.
+    Expired,
+    /// At or after the cutoff, and plausible as epoch seconds.
+    Live,
+    /// [`EPOCH_MILLIS_FROM`] or more: epoch milliseconds, not seconds. DynamoDB's TTL
+    /// ignores it, the store reads it as malformed, and the sweeper never deletes it.
+    EpochMillis,
+    /// More than [`FAR_FUTURE_SECONDS`] after the cutoff, yet below
+    /// [`EPOCH_MILLIS_FROM`]: a session that lives on, but suspicious in bulk.
+    FarFuture,
+}
+
+impl Expiry {
+    /// Classifies `expires` (epoch seconds) against `cutoff`: [`Expiry::Expired`] when
+    /// `expires < cutoff`. The store reads a session as expired at `now` when
+    /// `expires <= now`, that is with `cutoff = now + 1`; the sweeper uses
+    /// `now - grace`. Total: never panics, whatever the values.
+    pub fn classify(expires: i64, cutoff: i64) -> Self {
+        if expires < cutoff {
+            Expiry::Expired
+        } else if expires >= EPOCH_MILLIS_FROM {
+            Expiry::EpochMillis
+        } else if expires > cutoff.saturating_add(FAR_FUTURE_SECONDS) {
+            Expiry::FarFuture
+        } else {
+            Expiry::Live
+        }
+    }
+}
+
+/// A session item read back from the table ([`ItemSchema::decode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionItem {
+    /// The session data, a JSON text.
+    pub data: String,
+    /// Expiry, epoch seconds.
+    pub expires: i64,
+}
+
+/// The attribute names and key prefix of session items: the configurable part of the
+/// contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemSchema {
+    key_attr: String,
+    expires_attr: String,
+    data_attr: String,
+    claim_attr: String,
+    key_prefix: String,
+}
+
+impl Default for ItemSchema {
+    fn default() -> Self {
+        Self {
+            key_attr: "id".into(),
+            expires_attr: "expires".into(),
+            data_attr: "data".into(),
+            claim_attr: DEFAULT_CLAIM_ATTRIBUTE.into(),
+            key_prefix: String::new(),
+        }
+    }
+}
+
+impl ItemSchema {
+    /// The default schema: `id`, `expires`, `data`, no key prefix.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the partition key attribute (default `id`).
+    pub fn with_key_attribute(mut self, name: impl Into<String>) -> Self {
+        self.key_attr = name.into();
+        self
+    }
+
+    /// Names the expiry attribute, epoch seconds (default `expires`).
+    pub fn with_expires_attribute(mut self, name: impl Into<String>) -> Self {
+        self.expires_attr = name.into();
+        self
+    }
+
+    /// Names the data attribute (default `data`).
+    pub fn with_data_attribute(mut self, name: impl Into<String>) -> Self {
+        self.data_attr = name.into();
+        self
+    }
+
+    /// Names the claim token attribute that inserts write (default `claim`).
+    pub fn with_claim_attribute(mut self, name: impl Into<String>) -> Self {
+        self.claim_attr = name.into();
+        self
+    }
+
+    /// Prefixes every key, so sessions can share a table with other items (default none).
+    /// A non-empty prefix must end with a character that is neither a letter nor a digit
+    /// and must not contain `!` ([`validate`](Self::validate) checks it).
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// The partition key attribute name.
+    pub fn key_attribute(&self) -> &str {
+        &self.key_attr
+    }
+
+    /// The expiry attribute name.
+    pub fn expires_attribute(&self) -> &str {
+        &self.expires_attr
+    }
+
+    /// The data attribute name.
+    pub fn data_attribute(&self) -> &str {
+        &self.data_attr
+    }
+
+    /// The claim token attribute name.
+    pub fn claim_attribute(&self) -> &str {
+        &self.claim_attr
+    }
+
+    /// The key prefix.
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The schema named by the environment variables that `infra/template.yaml` sets on
+    /// the apps and on the sweeper alike, read through `lookup`:
+    /// `SESSION_KEY_ATTRIBUTE` (default `id`), `SESSION_EXPIRES_ATTRIBUTE` (`expires`) and
+    /// `SESSION_DATA_ATTRIBUTE` (`data`), each trimmed, unset or blank keeping the
+    /// default; and `SESSION_KEY_PREFIX` (none), taken exactly as given, since a prefix may
+    /// end in a space or a separator. The result is not validated: call
+    /// [`ItemSchema::validate`].
+    ///
+    /// ```
+    /// use dynamo_session_store::ItemSchema;
+    ///
+    /// let schema = ItemSchema::from_lookup(|name| match name {
+    ///     "SESSION_EXPIRES_ATTRIBUTE" => Some(" ttl ".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(schema.expires_attribute(), "ttl");
+    /// assert_eq!(schema.key_attribute(), "id");
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let name = |var: &str| {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mut schema = Self::default();
+        if let Some(v) = name("SESSION_KEY_ATTRIBUTE") {
+            schema.key_attr = v;
+        }
+        if let Some(v) = name("SESSION_EXPIRES_ATTRIBUTE") {
+            schema.expires_attr = v;
+        }
+        if let Some(v) = name("SESSION_DATA_ATTRIBUTE") {
+            schema.data_attr = v;
+        }
+        if let Some(v) = lookup("SESSION_KEY_PREFIX") {
+            schema.key_prefix = v;
+        }
+        schema
+    }
+
+    /// [`ItemSchema::from_lookup`] on the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Checks the schema itself: attribute names non-empty, at most 255 bytes and
+    /// distinct; the key prefix empty, or ending with a character that is neither a
+    /// letter nor a digit, without `!`, and leaving room for an id under
+    /// [`MAX_KEY_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidSchema`] naming the problem.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |reason: String| Err(Error::InvalidSchema { reason });
+        let names = [
+            ("key attribute", &self.key_attr),
+            ("expires attribute", &self.expires_attr),
+            ("data attribute", &self.data_attr),
+            ("claim attribute", &self.claim_attr),
+        ];
+        for (what, name) in names {
+            if name.is_empty() {
+                return invalid(format!("the {what} name is empty"));
+            }
+            if name.len() > MAX_ATTRIBUTE_NAME_BYTES {
+                return invalid(format!(
+                    "the {what} name is longer than {MAX_ATTRIBUTE_NAME_BYTES} bytes"
+                ));
+            }
+        }
+        for (i, (what, name)) in names.iter().enumerate() {
+            if let Some((other, _)) = names[i + 1..].iter().find(|(_, n)| n == name) {
+                return invalid(format!(
+                    "the {what} and the {other} are both named `{name}`; the key, expires, \
+                     data and claim attribute names must differ"
+                ));
+            }
+        }
+        let prefix = &self.key_prefix;
+        if prefix.contains(RESERVED_MARKER) {
+            return invalid(format!(
+                "the key prefix `{prefix}` contains `{RESERVED_MARKER}`, which marks reserved keys"
+            ));
+        }
+        if prefix.chars().last().is_some_and(char::is_alphanumeric) {
+            return invalid(format!(
+                "the key prefix `{prefix}` ends with a letter or digit, so it would also match \
+                 the keys of `{prefix}2…`; end it with a separator such as `{prefix}:`"
+            ));
+        }
+        if prefix.len() >= MAX_KEY_BYTES {
+            return invalid(format!(
+                "the key prefix is {} bytes, leaving no room for an id under DynamoDB's key \
+                 limit of {MAX_KEY_BYTES} bytes",
+                prefix.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// `ExpressionAttributeNames` binding [`KEY_ALIAS`], [`EXPIRES_ALIAS`] and
+    /// [`DATA_ALIAS`] to this schema's names (an unused one is refused by DynamoDB, so
+    /// take what an expression uses with [`HashMap::retain`] or build your own).
+    pub fn expression_names(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (KEY_ALIAS.to_owned(), self.key_attr.clone()),
+            (EXPIRES_ALIAS.to_owned(), self.expires_attr.clone()),
+            (DATA_ALIAS.to_owned(), self.data_attr.clone()),
+        ])
+    }
+
+    /// `ExpressionAttributeNames` binding only [`KEY_ALIAS`] and [`EXPIRES_ALIAS`].
+    pub(crate) fn key_and_expiry_names(&self) -> HashMap<String, String> {
+        let mut names = self.expression_names();
+        names.remove(DATA_ALIAS);
+        names
+    }
+
+    /// The table key of session `id`: the key prefix followed by the id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] when the id is empty, contains `!` (the reserved marker), or
+    /// the key would exceed [`MAX_KEY_BYTES`].
+    pub fn key_for(&self, id: &str) -> Result<String, Error> {
+        let invalid = |reason: String| Err(Error::InvalidId { reason });
+        if id.is_empty() {
+            return invalid("the id is empty".into());
+        }
+        if id.contains(RESERVED_MARKER) {
+            return invalid(format!(
+                "ids containing `{RESERVED_MARKER}` are reserved (it marks the keys of other \
+                 tools on the table, such as the sweeper's checkpoints)"
+            ));
+        }
+        let len = self.key_prefix.len() + id.len();
+        if len > MAX_KEY_BYTES {
+            return invalid(format!(
+                "the key would be {len} bytes (prefix included), over DynamoDB's key limit of \
+                 {MAX_KEY_BYTES} bytes"
+            ));
+        }
+        Ok(format!("{}{id}", self.key_prefix))
+    }
+
+    /// The reserved key `name` of this schema's prefix: `prefix + '!' + name`. No session
+    /// key equals it, so a tool can keep its own items there (the sweeper keeps its
+    /// checkpoints under `!sweeper-checkpoint/`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] when `name` is empty or the key would exceed
+    /// [`MAX_KEY_BYTES`].
+    pub fn reserved_key(&self, name: &str) -> Result<String, Error> {
+        let key = format!("{}{RESERVED_MARKER}{name}", self.key_prefix);
+        if name.is_empty() || key.len() > MAX_KEY_BYTES {
+            return Err(Error::InvalidId {
+                reason: format!(
+                    "a reserved key's name must be 1 to {} bytes",
+                    MAX_KEY_BYTES - self.key_prefix.len() - 1
+                ),
+            });
+        }
+        Ok(key)
+    }
+
+    /// Whether `key` is one of this prefix's reserved keys.
+    pub fn is_reserved_key(&self, key: &str) -> bool {
+        key.strip_prefix(self.key_prefix.as_str())
+            .is_some_and(|rest| rest.starts_with(RESERVED_MARKER))
+    }
+
+    /// Whether `key` can be a session key of this schema: under the prefix, with a
+    /// non-empty id that holds no `!`.
+    pub fn owns_key(&self, key: &str) -> bool {
+        key.strip_prefix(self.key_prefix.as_str())
+            .is_some_and(|id| !id.is_empty() && !id.contains(RESERVED_MARKER))
+    }
+
+    /// Whether `item` has the session shape: an owned String key and a data attribute of
+    /// type [`DATA_TYPE`]. The expiry is judged separately ([`ItemSchema::expires_of`]).
+    pub fn is_session(&self, item: &Item) -> bool {
+        self.key_of(item).is_ok_and(|key| self.owns_key(key))
+            && matches!(item.get(&self.data_attr), Some(AttributeValue::S(_)))
+    }
+
+    /// The size DynamoDB would count for a session item with this key and data.
+    pub fn item_size(&self, key: &str, data_json: &str, expires: i64) -> usize {
+        self.key_attr.len()
+            + key.len()
+            + self.expires_attr.len()
+            + number_size(expires)
+            + self.data_attr.len()
+            + data_json.len()
+    }
+
+    /// Builds the item of a session: `key` (from [`key_for`](Self::key_for)), its data
+    /// JSON and its expiry in epoch seconds.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when it would exceed [`MAX_ITEM_BYTES`].
+    pub fn encode(&self, key: String, data_json: String, expires: i64) -> Result<Item, Error> {
+        let size = self.item_size(&key, &data_json, expires);
+        if size > MAX_ITEM_BYTES {
+            return Err(Error::TooLarge {
+                size,
+                limit: MAX_ITEM_BYTES,
+            });
+        }
+        Ok(HashMap::from([
+            (self.key_attr.clone(), AttributeValue::S(key)),
+            (
+                self.expires_attr.clone(),
+                AttributeValue::N(expires.to_string()),
+            ),
+            (self.data_attr.clone(), AttributeValue::S(data_json)),
+        ]))
+    }
+
+    /// Reads a session item: its data JSON (not parsed) and its expiry.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming the attribute that is missing or of the wrong type.
+    pub fn decode(&self, mut item: Item) -> Result<SessionItem, Error> {
+        let expires = self.expires_of(&item)?;
+        let data = match item.remove(&self.data_attr) {
+            Some(AttributeValue::S(s)) => s,
+            Some(other) => {
+                return Err(Error::decode(
+                    &self.data_attr,
+                    format!(
+                        "is of type {}, expected {DATA_TYPE} (a JSON text)",
+                        attribute_type(&other)
+                    ),
+                ));
+            }
+            None => return Err(Error::decode(&self.data_attr, "is missing")),
+        };
+        Ok(SessionItem { data, expires })
+    }
+
+    /// The expiry of an item, epoch seconds. Classify it with [`Expiry::classify`].
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the attribute is missing, not a Number, or not a whole
+    /// number of seconds that fits in an `i64`.
+    pub fn expires_of(&self, item: &Item) -> Result<i64, Error> {
+        match item.get(&self.expires_attr) {
+            Some(AttributeValue::N(n)) => parse_epoch_seconds(n).ok_or_else(|| {
+                Error::decode(&self.expires_attr, format!("is `{n}`, not epoch seconds"))
+            }),
+            Some(other) => Err(Error::decode(
+                &self.expires_attr,
+                format!(
+                    "is of type {}, expected N (epoch seconds)",
+                    attribute_type(other)
+                ),
+            )),
+            None => Err(Error::decode(&self.expires_attr, "is missing")),
+        }
+    }
+
+    /// The key of an item, as a string.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the key attribute is missing or not a String.
+    pub fn key_of<'a>(&self, item: &'a Item) -> Result<&'a str, Error> {
+        match item.get(&self.key_attr) {
+            Some(AttributeValue::S(s)) => Ok(s),
+            Some(other) => Err(Error::decode(
+                &self.key_attr,
+                format!("is of type {}, expected S", attribute_type(other)),
+            )),
+            None => Err(Error::decode(&self.key_attr, "is missing")),
+        }
+    }
+}
+
+/// Parses a DynamoDB number holding whole epoch seconds (`1700000000`, also decimal forms
+/// like `1700000000.0`). Fractions are rejected rather than rounded.
+fn parse_epoch_seconds(n: &str) -> Option<i64> {
+    let n = n.trim();
+    if let Ok(v) = n.parse::<i64>() {
+        return Some(v);
+    }
+    let (int, frac) = n.split_once('.')?;
+    if !frac.is_empty() && frac.bytes().all(|b| b == b'0') {
+        int.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// DynamoDB's size of a number: about one byte per two significant digits, plus one, plus
+/// one more for a minus sign.
+fn number_size(n: i64) -> usize {
+    let digits = n
+        .unsigned_abs()
+        .to_string()
+        .trim_end_matches('0')
+        .len()
+        .max(1);
+    digits.div_ceil(2) + 1 + usize::from(n < 0)
+}
+
+/// The DynamoDB type tag of a value (`S`, `N`, `M`, …), for messages about items.
+pub fn attribute_type(v: &AttributeValue) -> &'static str {
+    match v {
+        AttributeValue::B(_) => "B",
+        AttributeValue::Bool(_) => "BOOL",
+        AttributeValue::Bs(_) => "BS",
+        AttributeValue::L(_) => "L",
+        AttributeValue::M(_) => "M",
+        AttributeValue::N(_) => "N",
+        AttributeValue::Ns(_) => "NS",
+        AttributeValue::Null(_) => "NULL",
+        AttributeValue::S(_) => "S",
+        AttributeValue::Ss(_) => "SS",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_get_the_prefix_and_reject_bad_ids() {
+        let schema = ItemSchema::new().with_key_prefix("app1:");
+        assert_eq!(schema.key_for("abc").unwrap(), "app1:abc");
+        assert!(matches!(schema.key_for(""), Err(Error::InvalidId { .. })));
+        for reserved in [
+            "!sweeper-checkpoint/0-1of1",
+            "p:!sweeper-checkpoint/0-8of8",
+            "a!",
+        ] {
+            assert!(
+                matches!(schema.key_for(reserved), Err(Error::InvalidId { .. })),
+                "{reserved}"
+            );
+        }
+        // With no prefix too: no id equals another deployment's reserved key.
+        let err = ItemSchema::new()
+            .key_for("p:!sweeper-checkpoint/0-8of8")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reserved"), "{err}");
+        let at_limit = "x".repeat(MAX_KEY_BYTES - 5);
+        assert!(schema.key_for(&at_limit).is_ok());
+        let over = "x".repeat(MAX_KEY_BYTES - 4);
+        let err = schema.key_for(&over).unwrap_err().to_string();
+        assert!(err.contains("2049 bytes"), "{err}");
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let schema = ItemSchema::new();
+        let item = schema
+            .encode("k".into(), r#"{"a":1}"#.into(), 1_700_000_000)
+            .unwrap();
+        assert_eq!(item["expires"], AttributeValue::N("1700000000".into()));
+        let back = schema.decode(item).unwrap();
+        assert_eq!(back.data, r#"{"a":1}"#);
+        assert_eq!(back.expires, 1_700_000_000);
+    }
+
+    #[test]
+    fn oversized_items_are_rejected_with_size_and_limit() {
+        let schema = ItemSchema::new();
+        let err = schema
+            .encode("k".into(), "x".repeat(MAX_ITEM_BYTES), 1)
+            .unwrap_err();
+        match err {
+            Error::TooLarge { size, limit } => {
+                assert_eq!(limit, MAX_ITEM_BYTES);
+                assert!(size > limit);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_items_name_the_attribute() {
+        let schema = ItemSchema::new();
+        let mut item = HashMap::from([
+            ("id".to_owned(), AttributeValue::S("k".into())),
+            ("expires".to_owned(), AttributeValue::S("soon".into())),
+            ("data".to_owned(), AttributeValue::S("{}".into())),
+        ]);
+        let err = schema.decode(item.clone()).unwrap_err().to_string();
+        assert!(err.contains("`expires`") && err.contains("type S"), "{err}");
+        item.insert("expires".into(), AttributeValue::N("1.5".into()));
+        assert!(schema.decode(item.clone()).is_err());
+        item.insert("expires".into(), AttributeValue::N("12.000".into()));
+        item.insert("data".into(), AttributeValue::N("1".into()));
+        let err = schema.decode(item.clone()).unwrap_err().to_string();
+        assert!(err.contains("`data`"), "{err}");
+        item.remove("data");
+        assert!(
+            schema
+                .decode(item)
+                .unwrap_err()
+                .to_string()
+                .contains("missing")
+        );
+    }
+
+    #[test]
+    fn prefixes_end_with_a_separator_and_hold_no_marker() {
+        for ok in ["", "app:", "app#", "a/", "app1 ", "p-"] {
+            assert!(
+                ItemSchema::new().with_key_prefix(ok).validate().is_ok(),
+                "{ok}"
+            );
+        }
+        let err = ItemSchema::new()
+            .with_key_prefix("app")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("`app:`"), "{err}");
+        assert!(
+            ItemSchema::new()
+                .with_key_prefix("app2")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ItemSchema::new()
+                .with_key_prefix("a!b:")
+                .validate()
+                .is_err()
+        );
+        let long = format!("{}:", "x".repeat(MAX_KEY_BYTES));
+        assert!(ItemSchema::new().with_key_prefix(long).validate().is_err());
+    }
+
+    #[test]
+    fn reserved_keys_are_never_session_keys() {
+        let schema = ItemSchema::new().with_key_prefix("app:");
+        let key = schema.reserved_key("sweeper-checkpoint/0-8of8").unwrap();
+        assert_eq!(key, "app:!sweeper-checkpoint/0-8of8");
+        assert!(schema.is_reserved_key(&key) && !schema.owns_key(&key));
+        assert!(schema.owns_key("app:abc") && !schema.is_reserved_key("app:abc"));
+        assert!(!schema.owns_key("app2:abc") && !schema.owns_key("app:"));
+        assert!(!schema.is_reserved_key("!abc"));
+        assert!(schema.reserved_key("").is_err());
+        assert!(schema.reserved_key(&"x".repeat(MAX_KEY_BYTES)).is_err());
+    }
+
+    #[test]
+    fn the_session_shape_needs_a_string_data_attribute() {
+        let schema = ItemSchema::new().with_key_prefix("app:");
+        let mut item = schema.encode("app:k".into(), "{}".into(), 1).unwrap();
+        assert!(schema.is_session(&item));
+        item.insert("data".into(), AttributeValue::N("1".into()));
+        assert!(!schema.is_session(&item));
+        item.remove("data");
+        assert!(!schema.is_session(&item));
+        let mut foreign = schema.encode("app2:k".into(), "{}".into(), 1).unwrap();
+        assert!(!schema.is_session(&foreign));
+        foreign.insert("id".into(), AttributeValue::N("7".into()));
+        assert!(!schema.is_session(&foreign));
+    }
+
+    #[test]
+    fn expiries_are_classified_at_the_boundaries() {
+        use Expiry::*;
+        let cutoff = 1_700_000_000;
+        assert_eq!(Expiry::classify(cutoff - 1, cutoff), Expired);
+        assert_eq!(Expiry::classify(cutoff, cutoff), Live);
+        assert_eq!(Expiry::classify(cutoff + FAR_FUTURE_SECONDS, cutoff), Live);
+        assert_eq!(
+            Expiry::classify(cutoff + FAR_FUTURE_SECONDS + 1, cutoff),
+            FarFuture
+        );
+        assert_eq!(Expiry::classify(EPOCH_MILLIS_FROM - 1, cutoff), FarFuture);
+        assert_eq!(Expiry::classify(EPOCH_MILLIS_FROM, cutoff), EpochMillis);
+        // Total at the extremes.
+        assert_eq!(Expiry::classify(i64::MIN, i64::MIN), Live);
+        assert_eq!(Expiry::classify(i64::MAX, i64::MAX), EpochMillis);
+        assert_eq!(Expiry::classify(i64::MIN, i64::MAX), Expired);
+        assert_eq!(Expiry::classify(0, i64::MIN), FarFuture);
+    }
+
+    #[test]
+    fn number_sizes_follow_dynamodb() {
+        assert_eq!(number_size(0), 2);
+        assert_eq!(number_size(1_700_000_000), 2); // "17" significant digits
+        assert_eq!(number_size(1_700_000_123), 6);
+        assert_eq!(number_size(-42), 3); // a minus sign costs a byte
+        assert_eq!(number_size(-86_399), 5);
+    }
+
+    #[test]
+    fn schema_validation_names_the_problem() {
+        assert!(ItemSchema::new().validate().is_ok());
+        let err = ItemSchema::new()
+            .with_data_attribute("id")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("must differ"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("key attribute and the data attribute"),
+            "{err}"
+        );
+        let err = ItemSchema::new()
+            .with_claim_attribute("data")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("claim"), "{err}");
+        let err = ItemSchema::new()
+            .with_expires_attribute("")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("expires attribute"));
+    }
+}
