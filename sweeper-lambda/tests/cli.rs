@@ -96,3 +96,28 @@ fn bad_flags_exit_2_naming_the_flag() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--segments"));
 }
+
+#[test]
+fn extreme_flags_exit_2_never_101() {
+    // `--max-seconds u64::MAX` once overflowed an `Instant` and panicked (exit 101).
+    for (flag, value) in [
+        ("--max-seconds", "18446744073709551615"),
+        ("--max-seconds", "2592001"),
+        ("--max-seconds", "0"),
+        ("--attempt-timeout-ms", "18446744073709551615"),
+        ("--segments", "4294967295"),
+        ("--key-prefix", "app"),
+    ] {
+        let out = sweeper()
+            .args(["--table", "t", "--endpoint", "http://127.0.0.1:9"])
+            .args([flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag) || stderr.contains("prefix"),
+            "{flag} {value}: {stderr}"
+        );
+    }
+}

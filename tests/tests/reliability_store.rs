@@ -251,6 +251,88 @@ async fn an_insert_whose_answer_was_lost_is_recognised_when_the_sdk_retries() {
 }
 
 #[tokio::test]
+async fn an_insert_retried_after_throttling_does_not_take_another_writers_identical_item() {
+    // Two instances insert the same id with equal data and equal expiry in the same
+    // second; the second's first attempt is throttled (not applied), and the SDK's retry
+    // meets the first instance's item. It is not this insert's write: only the claim token
+    // could tell, and it differs.
+    let f = Faulty::new("faults-identical-insert", 2).await;
+    let direct = DynamoStore::new(f.table.client.clone(), &f.table.name);
+    let proxied = f.store();
+    let at = Some(OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap());
+    let data = json!({"user": 42});
+    assert_eq!(
+        direct.insert("twin", &data, at).await.unwrap(),
+        WriteOutcome::Put
+    );
+    let first = f.stored("twin").await.expect("the first insert's item");
+    f.proxy.set_plan(
+        FaultPlan::new(1.0, vec![Fault::Throttling])
+            .only(["PutItem"])
+            .at_most(1),
+    );
+    f.attempts.reset();
+    let outcome = proxied.insert("twin", &data, at).await.unwrap();
+    assert_eq!(f.attempts.count("PutItem"), 2, "the SDK retried once");
+    assert_eq!(outcome, WriteOutcome::AlreadyExists);
+    // The first instance's item, claim token and all, is untouched.
+    assert_eq!(f.stored("twin").await, Some(first));
+}
+
+#[tokio::test]
+async fn an_insert_replaces_an_expired_item_that_get_reads_as_absent() {
+    let f = Faulty::new("faults-insert-expired", 2).await;
+    let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap());
+    let store = f.store().with_clock(clock.clone());
+    let past = OffsetDateTime::from_unix_timestamp(1_999_999_000).unwrap();
+    store
+        .put("stale", &json!({"old": true}), Some(past))
+        .await
+        .unwrap();
+    assert!(store.get::<Value>("stale").await.unwrap().is_none());
+    // Lose the first attempt's answer too: the retry finds the insert's own item.
+    f.proxy.set_plan(
+        FaultPlan::new(1.0, vec![Fault::ConnectionResetAfterForward])
+            .only(["PutItem"])
+            .at_most(1),
+    );
+    let outcome = store
+        .insert("stale", &json!({"new": true}), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::Put);
+    let loaded = store
+        .get::<Value>("stale")
+        .await
+        .unwrap()
+        .expect("live now");
+    assert_eq!(loaded.data, json!({"new": true}));
+    // An expiry exactly at now is expired too (get reads it as absent): replaced.
+    let now = OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+    f.proxy.set_plan(FaultPlan::none());
+    store
+        .put("at-now", &json!({"old": true}), Some(now))
+        .await
+        .unwrap();
+    assert!(store.get::<Value>("at-now").await.unwrap().is_none());
+    assert_eq!(
+        store
+            .insert("at-now", &json!({"n": 1}), None)
+            .await
+            .unwrap(),
+        WriteOutcome::Put
+    );
+    // A live one is not.
+    assert_eq!(
+        store
+            .insert("at-now", &json!({"n": 2}), None)
+            .await
+            .unwrap(),
+        WriteOutcome::AlreadyExists
+    );
+}
+
+#[tokio::test]
 async fn partial_batch_write_executes_exactly_what_it_does_not_return_unprocessed() {
     let f = Faulty::new("faults-batch-write", 1).await;
     f.always(Fault::PartialBatch, "BatchWriteItem");

@@ -253,12 +253,15 @@ async fn keeps_exactly_live_and_malformed_items() {
     }
 }
 
-/// Refreshes the first expired key of the first page it sees, as a user request would.
+/// Refreshes the first expired key of the first page it sees, as a user request would;
+/// or, with `reshape`, rewrites it into another application's shape (no data attribute),
+/// still expired.
 #[derive(Debug)]
 struct RefreshFirst {
     client: aws_sdk_dynamodb::Client,
     table: String,
     new_expiry: i64,
+    reshape: bool,
     refreshed: Mutex<Option<String>>,
 }
 
@@ -273,16 +276,22 @@ impl PageHook for RefreshFirst {
             *refreshed = Some(expired[0].clone());
             expired[0].clone()
         };
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(key))
-            .update_expression("SET #e = :e")
-            .expression_attribute_names("#e", "expires")
-            .expression_attribute_values(":e", n(self.new_expiry))
-            .send()
-            .await
-            .expect("refresh");
+            .key("id", AttributeValue::S(key));
+        let update = if self.reshape {
+            update
+                .update_expression("REMOVE #d")
+                .expression_attribute_names("#d", "data")
+        } else {
+            update
+                .update_expression("SET #e = :e")
+                .expression_attribute_names("#e", "expires")
+                .expression_attribute_values(":e", n(self.new_expiry))
+        };
+        update.send().await.expect("refresh");
     }
 }
 
@@ -294,6 +303,7 @@ async fn refreshed_session_survives_the_delete_with_both_strategies() {
             client: table.client.clone(),
             table: table.name.clone(),
             new_expiry: now(&clock) + 3600,
+            reshape: false,
             refreshed: Mutex::new(None),
         });
         let report = sweep_two_segments(&table, &clock, strategy, hook.clone()).await;
@@ -308,6 +318,34 @@ async fn refreshed_session_survives_the_delete_with_both_strategies() {
         assert_eq!(report.skipped_live, 1, "{strategy:?}");
         assert_eq!(report.already_gone, 0, "{strategy:?}");
         assert!(report.complete);
+    }
+}
+
+#[tokio::test]
+async fn an_item_rewritten_into_another_shape_after_the_scan_is_not_deleted() {
+    // The delete's condition checks the session shape too: an expired session that another
+    // application rewrote (no data attribute) between the scan and the delete is kept.
+    for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
+        let (table, schema, clock, seeded) = fixture("sweep-reshape", 4, 30).await;
+        let hook = Arc::new(RefreshFirst {
+            client: table.client.clone(),
+            table: table.name.clone(),
+            new_expiry: 0,
+            reshape: true,
+            refreshed: Mutex::new(None),
+        });
+        let report = sweep_two_segments(&table, &clock, strategy, hook.clone()).await;
+        let reshaped = hook.refreshed.lock().unwrap().clone().unwrap();
+        let mut expected = seeded.survivors();
+        expected.insert(reshaped.clone());
+        assert_eq!(keys_in(&table, &schema).await, expected, "{strategy:?}");
+        assert_eq!(
+            (report.deleted, report.skipped_live),
+            (29, 1),
+            "{strategy:?}"
+        );
+        let item = table.raw_get(&reshaped).await.expect("kept");
+        assert!(!item.contains_key("data"), "{strategy:?}: {item:?}");
     }
 }
 

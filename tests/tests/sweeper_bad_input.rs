@@ -13,7 +13,7 @@
 //! | expiry in epoch milliseconds (past or future) | kept, not counted | it reads as live for millennia; never deleted |
 //! | expiry `100.000` (whole, decimal form) | deleted | the same number as `100` |
 //! | expiry negative or zero | deleted | before the cutoff |
-//! | expired, data missing or not a string | deleted | the sweeper judges key and expiry only, as native TTL does |
+//! | data missing or not a string, whatever the expiry (`0`, past, text) | kept, not counted | not the session shape: another application's item |
 //! | ~390 KB items | deleted if expired, kept if live or malformed | size does not matter |
 //! | 2,048-byte key, Unicode key | deleted if expired | any valid key |
 //! | another prefix, or no prefix, whatever the expiry | kept, not counted | not ours |
@@ -230,6 +230,9 @@ fn hostile() -> Vec<(Item, Expect)> {
         (item(&key("ünïcødé-live-🙂"), Some(n(future)), data()), Live),
         // Not ours: other prefixes, no prefix, a near miss, reserved keys, checkpoints.
         (item("other:expired", Some(n(past)), data()), Ignored),
+        // Under a prefix that `app:` is not a prefix of, though `app` is.
+        (item("app2:expired", Some(n(past)), data()), Ignored),
+        (item("apple", Some(n(past)), data()), Ignored),
         (item("other:text-expiry", Some(s("1")), data()), Ignored),
         (
             item("expired-without-prefix", Some(n(past)), data()),
@@ -363,6 +366,75 @@ async fn hostile_items_are_skipped_and_counted_exactly() {
         assert_eq!((again.expired_found, again.deleted), (0, 0), "{label}");
         assert_eq!(again.malformed_skipped, report.malformed_skipped, "{label}");
         assert_eq!(table.keys("id").await, expected, "{label}");
+    }
+}
+
+/// A table shared with another application that writes no data attribute of ours (or one
+/// of another type) and uses `expires: 0` for "never": a sweep with no key prefix, which
+/// owns every non-reserved key, keeps every one of its items and counts none of them.
+#[tokio::test]
+async fn another_applications_items_survive_a_full_sweep() {
+    let past = NOW - 3_600;
+    let foreign = vec![
+        item("cfg:never", Some(n(0)), None),
+        item("cfg:old", Some(n(past)), None),
+        item("cfg:text", Some(s("never")), None),
+        item("cfg:no-expiry", None, None),
+        item("cfg:number-data", Some(n(0)), Some(n(7))),
+        item(
+            "cfg:map-data",
+            Some(n(past)),
+            Some(AttributeValue::M(HashMap::new())),
+        ),
+        item(
+            "cfg:binary-data",
+            Some(n(past)),
+            Some(AttributeValue::B(Blob::new("x"))),
+        ),
+        item("cfg:list-data", Some(n(1)), Some(AttributeValue::L(vec![]))),
+    ];
+    let ours_expired: Vec<Item> = (0..30)
+        .map(|i| item(&format!("s{i}"), Some(n(past)), data()))
+        .collect();
+    let ours_live: Vec<Item> = (0..10)
+        .map(|i| item(&format!("live{i}"), Some(n(NOW + 3_600)), data()))
+        .collect();
+    for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
+        let table = TestTable::new("sweep-foreign").await;
+        let all: Vec<Item> = foreign
+            .iter()
+            .chain(&ours_expired)
+            .chain(&ours_live)
+            .cloned()
+            .collect();
+        table.batch_put(all, 4).await;
+        let config = SweepConfig::new(table.name.as_str())
+            .with_total_segments(4)
+            .with_strategy(strategy);
+        let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(NOW).unwrap());
+        let report = sweep(&table.client, &config, &clock, Budget::unlimited())
+            .await
+            .expect("the sweep runs");
+        let expected: HashSet<String> = foreign
+            .iter()
+            .chain(&ours_live)
+            .map(|i| i["id"].as_s().unwrap().clone())
+            .collect();
+        assert_eq!(table.keys("id").await, expected, "{strategy:?}");
+        assert_eq!(
+            (
+                report.expired_found,
+                report.deleted,
+                report.malformed_skipped
+            ),
+            (30, 30, 0),
+            "{strategy:?}: {report:?}"
+        );
+        // Each foreign item, read back, is exactly as it was written.
+        for item in &foreign {
+            let key = item["id"].as_s().unwrap();
+            assert_eq!(table.raw_get(key).await.as_ref(), Some(item), "{key}");
+        }
     }
 }
 

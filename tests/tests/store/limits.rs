@@ -127,7 +127,16 @@ async fn invalid_ids_are_rejected_without_a_request() {
     let store = table.store().with_clock(clock.clone());
     let later = clock.now_plus(Duration::hours(1));
     let too_long = "x".repeat(MAX_KEY_BYTES + 1);
-    for id in ["", "!sweeper-checkpoint/0-1of1", "!x", too_long.as_str()] {
+    // With no key prefix, no id may equal another deployment's reserved key either (its
+    // checkpoint under prefix `p:`), nor hold the reserved marker anywhere.
+    for id in [
+        "",
+        "!sweeper-checkpoint/0-1of1",
+        "p:!sweeper-checkpoint/0-8of8",
+        "!x",
+        "a!",
+        too_long.as_str(),
+    ] {
         let errors = [
             store.get::<Value>(id).await.unwrap_err(),
             store.put(id, &json!({}), None).await.unwrap_err(),
@@ -143,8 +152,10 @@ async fn invalid_ids_are_rejected_without_a_request() {
     assert_eq!(table.requests.total(), 0, "{:?}", table.requests);
     let err = store.get::<Value>(&too_long).await.unwrap_err().to_string();
     assert!(err.contains("2049 bytes") && err.contains("2048"), "{err}");
-    let err = store.get::<Value>("!x").await.unwrap_err().to_string();
-    assert!(err.contains("reserved"), "{err}");
+    for id in ["!x", "p:!sweeper-checkpoint/0-8of8"] {
+        let err = store.get::<Value>(id).await.unwrap_err().to_string();
+        assert!(err.contains("reserved"), "{err}");
+    }
 
     // The key prefix counts towards the key limit.
     let prefixed = table
