@@ -470,14 +470,41 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
             }
         }
 
-        // Writes over it: conditional ones answer Gone or write, never panic or error;
-        // a put replaces it with a well-formed session, which then reads back.
+        // Writes over it: conditional ones write exactly when the server finds a numeric
+        // expiry after now (their condition, `#e > :now`), and answer Gone otherwise;
+        // never a panic or an error. A put replaces it with a well-formed session, which
+        // then reads back.
+        let now = clock.now().unix_timestamp();
+        let live_to_the_server = match item.get("expires") {
+            Some(AttributeValue::N(v)) => v.parse::<f64>().is_ok_and(|e| e > now as f64),
+            _ => false,
+        };
+        let (touch, update) = if live_to_the_server {
+            (WriteOutcome::Touched, WriteOutcome::Put)
+        } else {
+            (WriteOutcome::Gone, WriteOutcome::Gone)
+        };
         let later = clock.now() + Duration::hours(2);
         let at = Some(later);
         let touched = store.touch(&id, later).await;
-        assert!(touched.is_ok(), "{what}: touch {touched:?}");
+        assert_eq!(touched.ok(), Some(touch), "{what}: touch");
         let updated = store.update(&id, &json!({"fixed": 1}), at).await;
-        assert!(updated.is_ok(), "{what}: update {updated:?}");
+        assert_eq!(updated.ok(), Some(update), "{what}: update");
+        if live_to_the_server {
+            let got = store.get::<Value>(&id).await.unwrap().unwrap();
+            assert_eq!(got.data, json!({"fixed": 1}), "{what}");
+            assert_eq!(
+                got.expires_at.unix_timestamp(),
+                later.unix_timestamp(),
+                "{what}"
+            );
+        } else {
+            assert_eq!(
+                table.raw_get(&id).await,
+                Some(item.clone()),
+                "{what}: untouched"
+            );
+        }
         store.put(&id, &json!({"fixed": 2}), at).await.unwrap();
         let got = store.get::<Value>(&id).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"fixed": 2}), "{what}");

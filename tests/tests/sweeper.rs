@@ -470,6 +470,10 @@ async fn cut_short_sweep_resumes_and_finishes_with_nothing_twice_and_nothing_mis
     // Each malformed item is met once per pass over its segment, never deleted.
     let pages: u64 = reports.iter().map(|r| r.pages).sum();
     assert!(pages >= 16, "{pages}");
+    let malformed: u64 = reports.iter().map(|r| r.malformed_skipped).sum();
+    assert_eq!(malformed, seeded.malformed.len() as u64, "{reports:#?}");
+    let left = keys_in(&table, &schema).await;
+    assert!(seeded.malformed.is_subset(&left));
     // Finished: the checkpoint is gone, so the next run starts from the top.
     assert!(checkpoint_items(&table, &schema).await.is_empty());
     assert!(

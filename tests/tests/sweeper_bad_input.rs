@@ -20,8 +20,10 @@
 //! | reserved keys (`app:!…`), checkpoints of other slices | kept, not counted | the sweeper's own |
 //!
 //! And the sweep's own checkpoint item, forged (`a_checkpoint_forged_by_someone_else_*`):
-//! unreadable, it is ignored and the slice starts over; with a cursor DynamoDB rejects, that
-//! segment fails once with a typed error and starts over on the next run.
+//! unreadable, it is ignored and the slice starts over; with a cursor DynamoDB rejects
+//! (`a_cursor_the_server_rejects_*`, through the fault proxy: local servers do not check a
+//! start key's segment), that segment fails once with a typed error and starts over on
+//! the next run.
 //!
 //! `cargo test -p integration-tests --test sweeper_bad_input`.
 use std::collections::{HashMap, HashSet};
@@ -558,4 +560,73 @@ async fn a_checkpoint_forged_by_someone_else_costs_at_most_one_run() {
         assert_eq!(first.deleted + second.deleted, 20, "{name}");
         assert_eq!(session_keys(&table).await, live, "{name}");
     }
+}
+
+/// A cursor that passes validation but that DynamoDB refuses for good (a start key of
+/// another segment: DynamoDB answers `ValidationException`; local servers do not check it,
+/// so the fault proxy answers as DynamoDB does, once). That segment fails once with a
+/// typed error naming the scan, its cursor is dropped rather than kept, the other segments
+/// finish, and the next run sweeps it from the start: nothing is stuck.
+#[tokio::test]
+async fn a_cursor_the_server_rejects_fails_its_segment_once_then_starts_it_over() {
+    use local_dynamodb::LocalDynamo;
+    use local_dynamodb::faults::{Fault, FaultPlan, FaultProxy};
+
+    let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(NOW).unwrap());
+    let forged = own_checkpoint(vec![(
+        "cursors",
+        AttributeValue::M(HashMap::from([(
+            "0".to_owned(),
+            AttributeValue::M(HashMap::from([(
+                "id".to_owned(),
+                s("app:of-another-segment"),
+            )])),
+        )])),
+    )]);
+    let (table, config) = with_own_checkpoint("sweep-rejected-cursor", forged).await;
+    let config = config.with_segment_concurrency(1);
+    let proxy = FaultProxy::in_front_of(LocalDynamo::shared()).expect("start fault proxy");
+    let client = sweeper_lambda::client::dynamodb_client(Some(&proxy.endpoint())).await;
+    // The first scan is segment 0's, from the forged cursor: refused.
+    proxy.set_plan(
+        FaultPlan::new(1.0, vec![Fault::StartKeyRejected])
+            .only(["Scan"])
+            .at_most(1),
+    );
+    let first = sweep(&client, &config, &clock, Budget::unlimited())
+        .await
+        .expect("the sweep runs");
+    assert_eq!(proxy.stats().injected, 1);
+    assert_eq!(
+        (
+            first.segments_failed,
+            first.segments_completed,
+            first.complete
+        ),
+        (1, 2, false),
+        "{first:?}"
+    );
+    assert_eq!(first.errors.len(), 1, "{first:?}");
+    let error = &first.errors[0];
+    assert!(
+        error.starts_with("segment 0: DynamoDB Scan failed")
+            && error.contains("ValidationException")
+            && error.contains("starting key is invalid"),
+        "{error}"
+    );
+    // The cursor is dropped, not kept: segment 0 is neither done nor resumed from it.
+    let saved = read_checkpoint(&table.client, &config)
+        .await
+        .unwrap()
+        .expect("the checkpoint of an unfinished slice");
+    assert_eq!(saved.cursor(0), None);
+    assert!(!saved.is_done(0) && saved.is_done(1) && saved.is_done(2));
+    // The next run sweeps segment 0 from its start and finishes the slice.
+    let second = sweep(&client, &config, &clock, Budget::unlimited())
+        .await
+        .expect("the sweep runs");
+    assert!(second.complete && second.errors.is_empty(), "{second:?}");
+    assert_eq!(first.deleted + second.deleted, 20);
+    let live: HashSet<String> = (0..5).map(|i| format!("{PREFIX}live-{i}")).collect();
+    assert_eq!(session_keys(&table).await, live);
 }

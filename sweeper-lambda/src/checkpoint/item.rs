@@ -295,6 +295,25 @@ mod tests {
     }
 
     #[test]
+    fn forged_ranges_are_clamped_to_a_slice_that_does_not_start_at_zero() {
+        // A forged `done: "0-5"` on slice 4..8 marks only 4 and 5 done: the slice is not
+        // complete, and segments 6 and 7 are still swept. Both ends of every range are
+        // clamped.
+        for (done, expected) in [
+            ("0-5", vec![4, 5]),
+            ("0-3", vec![]),
+            ("6-100", vec![6, 7]),
+            ("0-100", vec![4, 5, 6, 7]),
+            ("3-4,7-9", vec![4, 7]),
+        ] {
+            let item: Item = HashMap::from([("done".into(), s(done))]);
+            let (cp, discarded) = read(&item, 4, 8);
+            assert_eq!(cp.done_segments().collect::<Vec<_>>(), expected, "{done}");
+            assert!(!discarded.is_empty(), "{done}: reaches outside the slice");
+        }
+    }
+
+    #[test]
     fn cursors_must_be_exactly_a_string_key() {
         let bad = [
             ("x", AttributeValue::M(cursor("a"))),

@@ -19,6 +19,7 @@
 //! | `PartialBatch` | a 200 answer where some batch entries were not executed | only the others |
 //! | `StatementValidationError` | a 200 answer, some statements answered `ValidationError` | only the others |
 //! | `StatementMiss` | a 200 answer, some statements answered with an empty member (no `Item`) | only the others |
+//! | `StartKeyRejected` | `Scan` only: HTTP 400 `ValidationException`, as DynamoDB answers an `ExclusiveStartKey` of another segment | no |
 //!
 //! Error bodies are DynamoDB's JSON 1.0 errors (`__type`, `message`, `x-amzn-ErrorType`,
 //! `application/x-amz-json-1.0`), so the AWS SDK classifies them exactly as it would in AWS:
@@ -124,6 +125,10 @@ pub enum Fault {
     /// DynamoDB answers a `DELETE … RETURNING ALL OLD *` that found no item: a member
     /// with neither `Item` nor `Error`.
     StatementMiss,
+    /// `Scan` only: HTTP 400 `ValidationException`, as DynamoDB answers a parallel scan
+    /// whose `ExclusiveStartKey` belongs to another segment (a cursor local servers do not
+    /// check). Permanent: retrying the same request fails the same way.
+    StartKeyRejected,
 }
 
 impl Fault {
@@ -144,6 +149,9 @@ impl Fault {
     /// tests that pin how the delete path reads them. Not in [`Fault::ALL`]: they are not
     /// failures a retry fixes.
     pub const SHAPES: [Fault; 2] = [Fault::StatementValidationError, Fault::StatementMiss];
+
+    /// Refusals for good, which no retry fixes. Not in [`Fault::ALL`].
+    pub const PERMANENT: [Fault; 1] = [Fault::StartKeyRejected];
 
     /// The kinds that never let the request reach the upstream (everything but the
     /// `*AfterForward` kinds and `PartialBatch`).
@@ -170,6 +178,7 @@ impl Fault {
             Fault::PartialBatch => "PartialBatch",
             Fault::StatementValidationError => "StatementValidationError",
             Fault::StatementMiss => "StatementMiss",
+            Fault::StartKeyRejected => "StartKeyRejected",
         }
     }
 
@@ -180,6 +189,7 @@ impl Fault {
             Fault::StatementValidationError | Fault::StatementMiss => {
                 operation == "BatchExecuteStatement"
             }
+            Fault::StartKeyRejected => operation == "Scan",
             _ => true,
         }
     }

@@ -106,8 +106,13 @@ async fn the_largest_session_that_fits_is_accepted_by_dynamodb() {
     assert_eq!(store.get::<Value>(key).await.unwrap().unwrap().data, data);
 
     // One byte more and DynamoDB itself refuses the item: the store's limit is exact.
-    let mut item = session_item(key, &format!("{json} "), secs(expires));
-    item.insert("id".into(), s("max2"));
+    // A key of the same length and one more byte of data: exactly one byte over.
+    let over = format!("{json} ");
+    assert_eq!(
+        store.schema().item_size("xam", &over, secs(expires)),
+        MAX_ITEM_BYTES + 1
+    );
+    let item = session_item("xam", &over, secs(expires));
     let refused = table
         .client
         .put_item()

@@ -154,6 +154,12 @@ async fn delete_takes_a_tower_sessions_id_with_the_trait_in_scope() {
     // `SessionStore` is in scope here: the obvious call compiles and deletes the session.
     store.delete(&rec.id).await.unwrap();
     assert!(table.raw_get(&rec.id.to_string()).await.is_none());
-    // And by its text, as before.
+    // And by its text, as before: another session goes, and deleting one that is gone
+    // already is a no-op, not an error.
+    let mut other = record(json!({"v": 2}), clock.now_plus(Duration::hours(1)));
+    SessionStore::create(&store, &mut other).await.unwrap();
+    store.delete(other.id.to_string()).await.unwrap();
+    assert!(table.raw_get(&other.id.to_string()).await.is_none());
     store.delete(rec.id.to_string()).await.unwrap();
+    assert!(table.scan_all().await.is_empty());
 }

@@ -90,7 +90,8 @@ async fn handle(
         Fault::ProvisionedThroughputExceeded
         | Fault::Throttling
         | Fault::InternalServerError
-        | Fault::ServiceUnavailable => {
+        | Fault::ServiceUnavailable
+        | Fault::StartKeyRejected => {
             shared.count_injected(fault, 0);
             Ok(error_response(fault))
         }
@@ -216,6 +217,13 @@ fn error_response(fault: Fault) -> ProxyResponse {
             "com.amazonaws.dynamodb.v20120810",
             "ServiceUnavailable",
             "The service is currently unavailable or busy.",
+        ),
+        Fault::StartKeyRejected => (
+            StatusCode::BAD_REQUEST,
+            "com.amazon.coral.validate",
+            "ValidationException",
+            "The provided starting key is invalid: Invalid ExclusiveStartKey. Please use \
+             ExclusiveStartKey with correct Segment. TotalSegments: 3 Segment: 0",
         ),
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,
