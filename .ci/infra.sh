@@ -7,9 +7,10 @@
 #      own implementation, then aws-sam-translator), then
 #      cfn-lint on the result;
 #   3. the IAM check on the transformed templates (infra/scripts/check_iam.py);
-#   4. the same checks on infra/tests/broken-template.yaml, and the app-stack IAM check
-#      on infra/tests/broken-app-template.yaml, each of which must FAIL for the reason
-#      the fixture was broken for;
+#   4. the same checks on infra/tests/broken-template.yaml, the app-stack IAM check on
+#      infra/tests/broken-app-template.yaml, and both IAM checks on
+#      infra/tests/broken-empty-template.yaml, each of which must FAIL for every reason
+#      the fixture was broken for (together, every rejecting branch of check_iam.py);
 #   5. the sweeper's arm64 Lambda artifact built with cargo-lambda: bootstrap.zip <= 4 MiB.
 # Run from the repository root: bash .ci/infra.sh
 set -euo pipefail
@@ -79,7 +80,7 @@ cfn-lint --ignore-checks W1020 -- "$OUT/template.json" "$OUT/app-template.json"
 echo "    ok: the transformed templates lint clean"
 elapsed transform "$t"
 
-step 3 "IAM: no wildcard action/resource; every slice's sweeper and the app policy limited to the sessions table"
+step 3 "IAM: no wildcard action/resource; every slice's sweeper and the app policy limited to the sessions table, the app policy to its own keys"
 t=$SECONDS
 "$PY" infra/scripts/check_iam.py "$OUT/template.json"
 "$PY" infra/scripts/check_iam.py --app-stack "$OUT/app-template.json"
@@ -95,16 +96,38 @@ expect_failure check-iam \
     "wildcard in Action 'dynamodb:*'" \
     "wildcard in Resource '*'" \
     "table/*" \
+    "NotAction grants everything except a list" \
+    "NotResource grants everything except a list" \
+    "SweeperInvokePermission: wildcard in Action 'lambda:*'" \
     "dynamodb:GetItem on the table is not restricted to the checkpoint item" \
-    "AWSLambdaBasicExecutionRole" -- \
+    "sweeper statement has a condition other than the checkpoint LeadingKeys one" \
+    "which is neither the sessions table nor its own log group" \
+    "sweeper is granted dynamodb:* on table (any key), beyond its contract" \
+    "sweeper lacks dynamodb:PartiQLDelete on table (any key)" \
+    "SweeperFunction1: Role must be a role of this template" \
+    "AWSLambdaBasicExecutionRole" \
+    "app policy reaches '*', which is not the sessions table" \
+    "app policy allows under the condition null, expected exactly ForAllValues:StringLike dynamodb:LeadingKeys <KeyPrefix>*" \
+    "AppTablePolicy: grants ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'], expected exactly" \
+    "AppTablePolicy: denies [] on the reserved keys" \
+    "accepts 'app', an invalid key prefix" -- \
     "$PY" infra/scripts/check_iam.py infra/tests/broken-template.yaml
 expect_failure check-iam-app-stack \
     "does not attach the sessions stack's app policy" \
     "AWSLambdaBasicExecutionRole\", which is not a managed policy of this template" \
     "SomethingElseArn" \
     "beyond its own log streams" \
-    "wildcard in Resource" -- \
+    "wildcard in Resource" \
+    "other-stack-TableArn\"} (cannot verify it is wildcard-free)" \
+    "refuses 'app#', a valid key prefix" -- \
     "$PY" infra/scripts/check_iam.py --app-stack infra/tests/broken-app-template.yaml
+expect_failure check-iam-empty \
+    "no Lambda function matches" \
+    "AppTablePolicy: no such AWS::IAM::ManagedPolicy" -- \
+    "$PY" infra/scripts/check_iam.py infra/tests/broken-empty-template.yaml
+expect_failure check-iam-app-stack-empty \
+    "no Lambda role in the app stack" -- \
+    "$PY" infra/scripts/check_iam.py --app-stack infra/tests/broken-empty-template.yaml
 elapsed broken-fixture "$t"
 
 step 5 "arm64 Lambda artifact: cargo lambda build --release --arm64 -p sweeper-lambda --bin sweeper --output-format zip"

@@ -24,10 +24,18 @@ Rules (each violation is printed; the exit status is 1 if there is any):
    DeleteItem on it only under `ForAllValues:StringLike` `dynamodb:LeadingKeys`
    `<KeyPrefix>!sweeper-checkpoint/*`; CreateLogStream and PutLogEvents on the log group
    in the function's LoggingConfig. Nothing else, and nothing missing.
-4. The app policy grants exactly GetItem, PutItem, UpdateItem and DeleteItem on the
-   sessions table. In `--app-stack` mode (the example app's own template), rules 3 and 4
-   are replaced by: every role attaches that imported policy and grants nothing but its
-   own log streams.
+4. The app policy allows exactly GetItem, PutItem, UpdateItem and DeleteItem on the
+   sessions table, only under `ForAllValues:StringLike` `dynamodb:LeadingKeys`
+   `<KeyPrefix>*` (with an empty prefix, `*`: every key), and denies exactly those four
+   on it under `ForAnyValue:StringLike` `dynamodb:LeadingKeys` `<KeyPrefix>*!*`: no
+   session key holds `!`, so those are reserved keys, the sweeper's checkpoints among
+   them. No other condition. In `--app-stack` mode (the example app's own template),
+   rules 3 and 4 are replaced by: every role attaches that imported policy and grants
+   nothing but its own log streams.
+5. The key prefix parameter, where the template has one (both modes), follows the table
+   contract's rule, on which the LeadingKeys patterns rely: its AllowedPattern accepts
+   every prefix of KEY_PREFIXES_VALID and none of KEY_PREFIXES_INVALID (empty, or no `!`,
+   `*` or `?` and a last character that is neither a letter nor a digit).
 
 The sessions table is either the template's table resource (`--table`) or the ARN built
 from the existing-table parameter (`--existing-table-parameter`).
@@ -45,6 +53,20 @@ WILDCARDS = ("*", "?")
 LOG_STREAM_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix", "AWS::StackName", "AWS::StackId"}
 CHECKPOINT_SUFFIX = "!sweeper-checkpoint/*"
+APP_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# The app policy's conditions: (operator, LeadingKeys pattern after the key prefix).
+APP_ALLOW_KEYS = ("ForAllValues:StringLike", "*")
+APP_DENY_KEYS = ("ForAnyValue:StringLike", "*!*")
+# Rule 5, probes of the key prefix parameter's AllowedPattern (store/src/schema.rs).
+KEY_PREFIXES_VALID = ["", "app:", "app#", "app/", "app1 ", "my-app_2."]
+KEY_PREFIXES_INVALID = {
+    "app": "it ends with a letter, so its keys include those of app2",
+    "app1": "it ends with a digit, so its keys include those of app12",
+    "a!b:": "it holds !, which marks reserved keys",
+    "app:!": "it holds !, which marks reserved keys",
+    "app*:": "it holds an IAM wildcard",
+    "app?:": "it holds an IAM wildcard",
+}
 
 
 class Unresolvable(Exception):
@@ -276,16 +298,23 @@ class Checker:
         resources = [r for node in as_list(statement.get("Resource", [])) for r in self.strings(where, node)]
         return actions, resources
 
+    def leading_keys(self, where, statement):
+        """(operator, sorted patterns) when the statement's Condition is one operator on
+        dynamodb:LeadingKeys alone; None for no condition or any other."""
+        condition = statement.get("Condition")
+        if not isinstance(condition, dict) or len(condition) != 1:
+            return None
+        (operator, block), = condition.items()
+        if not isinstance(block, dict) or set(block) != {"dynamodb:LeadingKeys"}:
+            return None
+        return operator, sorted(p for node in as_list(block["dynamodb:LeadingKeys"]) for p in self.strings(where, node))
+
     def checkpoint_condition_ok(self, where, statement):
-        condition = statement.get("Condition") or {}
-        if set(condition) != {"ForAllValues:StringLike"}:
+        found = self.leading_keys(where, statement)
+        if found is None or found[0] != "ForAllValues:StringLike":
             return False
-        block = condition["ForAllValues:StringLike"]
-        if set(block) != {"dynamodb:LeadingKeys"}:
-            return False
-        patterns = [p for node in as_list(block["dynamodb:LeadingKeys"]) for p in self.strings(where, node)]
         allowed = {CHECKPOINT_SUFFIX, "{param:%s}%s" % (self.args.key_prefix_parameter, CHECKPOINT_SUFFIX)}
-        return bool(patterns) and set(patterns) <= allowed
+        return bool(found[1]) and set(found[1]) <= allowed
 
     def check_sweepers(self):
         functions = [logical for logical, resource in self.resources.items()
@@ -377,22 +406,56 @@ class Checker:
             self.error(self.args.app_policy, "no such AWS::IAM::ManagedPolicy")
             return
         tables = self.table_arns()
-        expected = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-        granted = set()
+        prefix = "{param:%s}" % self.args.key_prefix_parameter
+        allow_keys = (APP_ALLOW_KEYS[0], [prefix + APP_ALLOW_KEYS[1]])
+        deny_keys = (APP_DENY_KEYS[0], [prefix + APP_DENY_KEYS[1]])
+        granted, denied = set(), set()
         self.notes.append(f"app policy {self.args.app_policy}:")
         for j, statement in enumerate(as_list(policy["Properties"]["PolicyDocument"]["Statement"])):
             where = f"Resources.{self.args.app_policy}.Statement[{j}]"
             actions, resources = self.grants(where, statement)
-            self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}")
+            keys = self.leading_keys(where, statement)
+            self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}"
+                              + (f" if {json.dumps(statement['Condition'])}" if "Condition" in statement else ""))
+            if statement.get("Effect") == "Deny":
+                # A Deny only takes away; rule 4 needs the reserved-keys one, on the table.
+                if keys == deny_keys and resources and set(resources) <= tables:
+                    denied |= set(actions)
+                continue
             if statement.get("Effect") != "Allow":
                 continue
             for resource in resources:
                 if resource not in tables:
                     self.error(where, f"app policy reaches {resource!r}, which is not the sessions table")
+            if keys != allow_keys:
+                self.error(where, f"app policy allows under the condition {json.dumps(statement.get('Condition'))}, "
+                           f"expected exactly {allow_keys[0]} dynamodb:LeadingKeys <{self.args.key_prefix_parameter}>"
+                           f"{APP_ALLOW_KEYS[1]} (the deployment's own keys)")
             granted |= set(actions)
-        if granted != expected:
+        if granted != APP_ACTIONS:
             self.error(f"Resources.{self.args.app_policy}",
-                       f"grants {sorted(granted)}, expected exactly {sorted(expected)}")
+                       f"grants {sorted(granted)}, expected exactly {sorted(APP_ACTIONS)}")
+        if denied != APP_ACTIONS:
+            self.error(f"Resources.{self.args.app_policy}",
+                       f"denies {sorted(denied)} on the reserved keys, expected exactly {sorted(APP_ACTIONS)} on the "
+                       f"sessions table under {deny_keys[0]} dynamodb:LeadingKeys "
+                       f"<{self.args.key_prefix_parameter}>{APP_DENY_KEYS[1]} (the sweeper's checkpoints among them)")
+
+    # ---------------------------------------------------------------- rule 5
+    def check_key_prefix_parameter(self):
+        name = self.args.key_prefix_parameter
+        spec = (self.template.get("Parameters") or {}).get(name)
+        if spec is None:
+            return
+        # No AllowedPattern allows any value.
+        pattern = spec.get("AllowedPattern", "(?s:.*)")
+        where = f"Parameters.{name}"
+        for value in KEY_PREFIXES_VALID:
+            if not re.fullmatch(pattern, value):
+                self.error(where, f"AllowedPattern {pattern!r} refuses {value!r}, a valid key prefix")
+        for value, why in KEY_PREFIXES_INVALID.items():
+            if re.fullmatch(pattern, value):
+                self.error(where, f"AllowedPattern {pattern!r} accepts {value!r}, an invalid key prefix: {why}")
 
 
 def main():
@@ -412,6 +475,7 @@ def main():
     checker = Checker(load(args.template), args)
     checker.check_wildcards()
     checker.check_managed_policy_attachments()
+    checker.check_key_prefix_parameter()
     if args.app_stack:
         checker.check_app_roles()
     else:
@@ -425,7 +489,7 @@ def main():
             print(f"  - {error}", file=sys.stderr)
         return 1
     scope = ("the app role holds the sessions stack's app policy and its own log streams only" if args.app_stack
-             else "sweeper and app policy limited to the sessions table")
+             else "sweeper and app policy limited to the sessions table, the app policy to its own keys")
     print(f"IAM check passed for {args.template}: no wildcard action or resource (bar own log streams), {scope}")
     return 0
 
