@@ -33,7 +33,11 @@ async fn main() {
     let items: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
     let local = LocalDynamo::start().expect("a DynamoDB endpoint");
-    let client = dynamodb_client(local.endpoint()).await;
+    let client = dynamodb_client(
+        local.endpoint(),
+        sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT,
+    )
+    .await;
     let clock = ManualClock::new(OffsetDateTime::from_unix_timestamp(4_000_000_000).unwrap());
     let variants: [(&str, DeleteStrategy, usize); 4] = [
         (

@@ -230,7 +230,7 @@ pub async fn main(args: Vec<String>) -> ExitCode {
         eprintln!("sweeper: {err}\n(see --help)");
         return ExitCode::from(2);
     }
-    let client = dynamodb_client(args.endpoint.as_deref()).await;
+    let client = dynamodb_client(args.endpoint.as_deref(), config.retry().attempt_timeout()).await;
     let sweeper = Sweeper::new(client, config.clone()).with_metrics(args.emf);
     let budget = match max_time {
         Some(time) => Budget::for_duration(time),

@@ -63,8 +63,11 @@ pub async fn serve() -> std::process::ExitCode {
         }
     };
     // Set by Lambda: Incomplete is also published per function, that is per slice.
-    let sweeper = Sweeper::new(dynamodb_client(None).await, config)
-        .with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+    let sweeper = Sweeper::new(
+        dynamodb_client(None, config.retry().attempt_timeout()).await,
+        config,
+    )
+    .with_function_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
     let sweeper = &sweeper;
     let run = lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| async move { sweeper.handle(event).await },

@@ -53,13 +53,13 @@
 //! | [`delete`] | page I/O | conditional deletes: PartiQL batches or `DeleteItem` |
 //! | [`retry`] | primitive | bounded, jittered exponential back-off of one call |
 //! | [`budget`] | primitive | deadline and page budget: when to stop starting work |
-//! | `pace` | primitive | the deletes-per-second cap |
+//! | `read_cap` | primitive | **the read-unit caps**, per second and per run, in one place |
+//! | `pace` | primitive | the GCRA limiter both per-second caps wait on (deletes, read units) |
 //! | `tally` | primitive | the live counters every task adds to |
 //! | [`report`] | data | [`SweepReport`] and its CloudWatch EMF line |
 //! | [`error`] | data | [`SweepError`] and its Lambda `errorType` |
 //! | [`config`] | data | [`SweepConfig`], [`RetryPolicy`]; reading the environment |
-//! | [`cost`] | model | what a sweep costs in capacity units, before running it |
-//! | [`testing`] | — | seams for tests (a hook between scan and delete); not API |
+//! | `testing` | — | seams for tests (a hook between scan and delete), feature `testing` only; not API |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -68,18 +68,19 @@ pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod config;
-pub mod cost;
 pub mod delete;
 pub mod engine;
 pub mod error;
 pub mod event;
 pub mod handler;
 mod pace;
+mod read_cap;
 pub mod report;
 pub mod retry;
 pub mod scan;
 pub mod sweeper;
 mod tally;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use budget::Budget;

@@ -8,15 +8,18 @@
 //! close to the cap. A wait that would end past the budget's deadline
 //! is not started: the pacer says stop at once, leaving the time for the checkpoint.
 //!
-//! Time is governor's clock, so tests run on its `FakeRelativeClock` and wait by advancing
-//! it: nothing sleeps on the wall clock.
+//! Time is tokio's, through [`TokioClock`]: the same clock the budget's deadline is on,
+//! real in production and paused in tests (`start_paused`), so a pacer and a deadline
+//! can be tested together without sleeping on the wall clock. The pacer's own tests run
+//! on governor's `FakeRelativeClock`.
 
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, MonotonicClock};
+use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
@@ -28,7 +31,29 @@ pub(crate) trait PaceClock: Clock + Send + Sync {
     fn wait(&self, by: Duration) -> impl Future<Output = ()> + Send;
 }
 
-impl PaceClock for MonotonicClock {
+/// governor's clock on tokio's time, counted from when the clock was made.
+#[derive(Debug, Clone)]
+pub(crate) struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        Nanos::from(self.start.elapsed())
+    }
+}
+
+impl PaceClock for TokioClock {
     async fn wait(&self, by: Duration) {
         tokio::time::sleep(by).await;
     }
@@ -38,7 +63,7 @@ type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as C
 
 /// Paces deletes; a no-op without a cap.
 #[derive(Debug)]
-pub(crate) struct Pacer<C: PaceClock = MonotonicClock> {
+pub(crate) struct Pacer<C: PaceClock = TokioClock> {
     limiter: Option<Limiter<C>>,
     burst: u32,
     clock: C,
@@ -47,13 +72,13 @@ pub(crate) struct Pacer<C: PaceClock = MonotonicClock> {
 impl Pacer {
     /// At most `per_second` permits a second, a second's worth at once; 0 for no cap.
     pub(crate) fn new(per_second: u32) -> Self {
-        Self::with_clock(per_second, MonotonicClock)
+        Self::with_clock(per_second, TokioClock::default())
     }
 
     /// At most `per_second` permits a second, `burst` (at least 1) at once; 0 for no cap.
     /// A small burst keeps the measured rate close to the cap over a short run.
     pub(crate) fn with_burst(per_second: u32, burst: u32) -> Self {
-        Self::with_clock_and_burst(per_second, burst.max(1), MonotonicClock)
+        Self::with_clock_and_burst(per_second, burst.max(1), TokioClock::default())
     }
 }
 

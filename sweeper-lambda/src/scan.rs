@@ -179,8 +179,8 @@ impl PageScan {
             .await
     }
 
-    /// One page of `segment` from `cursor`, retried by `policy` within `budget`; the read
-    /// units it consumed are added to `tally`.
+    /// One page of `segment` from `cursor`, retried by `policy` within `budget`, and the
+    /// read units it consumed, which are also added to `tally`.
     pub(crate) async fn page(
         &self,
         client: &Client,
@@ -189,13 +189,13 @@ impl PageScan {
         cursor: Option<&Cursor>,
         budget: &Budget,
         tally: &Tally,
-    ) -> Result<ScanOutput, Stop> {
+    ) -> Result<(ScanOutput, f64), Stop> {
         let page = send_with_retries(Operation::Scan, config.retry(), budget, tally, || {
             self.send(client, config, segment, cursor)
         })
         .await?;
-        tally.read(page.consumed_capacity());
-        Ok(page)
+        let units = tally.read(page.consumed_capacity());
+        Ok((page, units))
     }
 }
 

@@ -89,12 +89,18 @@ impl Tally {
     }
 }
 
-/// The units a `ConsumedCapacity` reports: its total, 0 when the server sent none.
+/// The most units one call is taken to have consumed: far above anything DynamoDB
+/// reports (a 1 MB scan page is 256 units; a 25-statement batch of 400 KB items 10,000),
+/// so that no report, whatever a server sends, can overflow a total or stall the pacer.
+pub(crate) const MAX_UNITS_PER_CALL: f64 = 1_000_000.0;
+
+/// The units a `ConsumedCapacity` reports: its total, 0 when the server sent none or
+/// something no count can be (NaN, infinite, negative), at most [`MAX_UNITS_PER_CALL`].
 fn capacity_units(consumed: Option<&ConsumedCapacity>) -> f64 {
     consumed
         .and_then(ConsumedCapacity::capacity_units)
         .filter(|u| u.is_finite() && *u > 0.0)
-        .unwrap_or(0.0)
+        .map_or(0.0, |u| u.min(MAX_UNITS_PER_CALL))
 }
 
 fn to_milli(units: f64) -> u64 {
@@ -115,9 +121,18 @@ mod tests {
         let twenty = ConsumedCapacity::builder().capacity_units(20.0).build();
         tally.wrote(Some(&twenty));
         tally.wrote(None);
-        let nonsense = ConsumedCapacity::builder().capacity_units(f64::NAN).build();
-        assert_eq!(tally.read(Some(&nonsense)), 0.0);
+        for nonsense in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.0] {
+            let nonsense = ConsumedCapacity::builder().capacity_units(nonsense).build();
+            assert_eq!(tally.read(Some(&nonsense)), 0.0);
+        }
         assert_eq!(tally.read_units(), 1.5);
+        // Huge but finite: bounded, and the totals never wrap.
+        let huge = ConsumedCapacity::builder().capacity_units(1e300).build();
+        let total = Tally::default();
+        for _ in 0..1_000 {
+            assert_eq!(total.read(Some(&huge)), MAX_UNITS_PER_CALL);
+        }
+        assert_eq!(total.read_units(), 1_000.0 * MAX_UNITS_PER_CALL);
         assert_eq!(tally.write_units(), 20.0);
     }
 }

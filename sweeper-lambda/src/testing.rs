@@ -1,6 +1,6 @@
-//! Seams for tests and instrumentation, not the crate's API: the integration suite uses
-//! them to act between a page's scan and its deletes (a refresh racing a delete). Not
-//! covered by any compatibility promise.
+//! Seams for tests, behind the `testing` feature (off in every build that ships): the
+//! integration suite uses them to act between a page's scan and its deletes (a refresh
+//! racing a delete). Not covered by any compatibility promise.
 
 pub use crate::engine::{NoHook, PageHook};
 
@@ -15,5 +15,5 @@ pub async fn sweep_with_hook(
     budget: crate::Budget,
     hook: std::sync::Arc<dyn PageHook>,
 ) -> Result<crate::SweepReport, crate::SweepError> {
-    crate::engine::sweep_with_hook(client, config, clock, budget, hook).await
+    crate::engine::sweep_with_hook(client, config, clock, budget, Some(hook)).await
 }

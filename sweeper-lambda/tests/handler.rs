@@ -13,6 +13,7 @@ use local_dynamodb::LocalDynamo;
 use local_dynamodb::faults::FaultProxy;
 use serde_json::Value;
 use sweeper_lambda::client::dynamodb_client;
+use sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT;
 use sweeper_lambda::{RetryPolicy, SweepConfig, SweepError, SweepReport, Sweeper};
 
 const SCHEDULER_INPUT: &[u8] = include_bytes!("../fixtures/scheduler-input.json");
@@ -26,7 +27,7 @@ fn local() -> &'static LocalDynamo {
 
 /// A client without SDK retries, as in Lambda.
 async fn client() -> Client {
-    dynamodb_client(local().endpoint()).await
+    dynamodb_client(local().endpoint(), DEFAULT_ATTEMPT_TIMEOUT).await
 }
 
 /// A fresh table with `expired` expired and `live` live sessions (deleted again when
@@ -195,7 +196,7 @@ async fn stalled_invocation() -> SweepReport {
     // The Lambda's client through a proxy whose answers take 30 s: a stalled table.
     let proxy = FaultProxy::in_front_of(local()).expect("fault proxy");
     proxy.set_latency(Duration::from_secs(30));
-    let stalled = dynamodb_client(Some(&proxy.endpoint())).await;
+    let stalled = dynamodb_client(Some(&proxy.endpoint()), DEFAULT_ATTEMPT_TIMEOUT).await;
     let config = SweepConfig::new(table.name.as_str())
         .with_deadline_margin(Duration::from_millis(300))
         .with_retry(

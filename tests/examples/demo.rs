@@ -137,7 +137,14 @@ async fn connect(table: &str) -> Result<(DynamoStore, Client), BoxError> {
             "dynamodb: the standard AWS configuration chain (region {})",
             region.as_deref().unwrap_or("not set")
         );
-        return Ok((store, sweeper_lambda::client::dynamodb_client(None).await));
+        return Ok((
+            store,
+            sweeper_lambda::client::dynamodb_client(
+                None,
+                sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT,
+            )
+            .await,
+        ));
     }
     let local = LocalDynamo::start()?;
     match local.endpoint() {
@@ -147,7 +154,11 @@ async fn connect(table: &str) -> Result<(DynamoStore, Client), BoxError> {
         Some(url) => println!("dynamodb: {url} (DYNAMODB_ENDPOINT)"),
         None => println!("dynamodb: AWS (DYNAMODB_ENDPOINT=aws)"),
     }
-    let sweeper = sweeper_lambda::client::dynamodb_client(local.endpoint()).await;
+    let sweeper = sweeper_lambda::client::dynamodb_client(
+        local.endpoint(),
+        sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT,
+    )
+    .await;
     Ok((DynamoStore::new(local.client().await, table), sweeper))
 }
 

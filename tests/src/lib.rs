@@ -8,8 +8,11 @@
 //! Beside the table: the attribute-value shorthands [`s`] and [`n`], the two test clocks
 //! ([`clock_now`] for store tests, [`far_future_clock`] for sweeper tests), raw reads and
 //! writes that bypass the store, and [`write_batch`], the one bounded, backing-off
-//! `BatchWriteItem` loop the suite and the bench share.
+//! `BatchWriteItem` loop the suite and the bench share; and [`cost`], the model of what a
+//! sweep costs that the bench and the cost tests check the sweeper against.
 #![deny(missing_docs)]
+
+pub mod cost;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -36,6 +36,7 @@ use integration_tests::{
 };
 use local_dynamodb::faults::{Fault, FaultPlan, FaultProxy, FaultStats};
 use sweeper_lambda::client::dynamodb_client;
+use sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT;
 use sweeper_lambda::{Budget, DeleteStrategy, RetryPolicy, SweepConfig, SweepReport, sweep};
 
 /// One HTTP attempt of the sweeper's client (the Lambda's is 10 s). At 300 ms, up to one
@@ -148,7 +149,7 @@ impl Proxied {
         let proxy = FaultProxy::in_front_of(LocalDynamo::shared()).expect("start fault proxy");
         let attempts = RequestCounter::default();
         // The Lambda's client, with a short attempt timeout so held requests fail fast.
-        let lambda = dynamodb_client(Some(&proxy.endpoint())).await;
+        let lambda = dynamodb_client(Some(&proxy.endpoint()), DEFAULT_ATTEMPT_TIMEOUT).await;
         let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(attempt_timeout)
             .build();

@@ -586,7 +586,11 @@ async fn a_cursor_the_server_rejects_fails_its_segment_once_then_starts_it_over(
     let (table, config) = with_own_checkpoint("sweep-rejected-cursor", forged).await;
     let config = config.with_segment_concurrency(1);
     let proxy = FaultProxy::in_front_of(LocalDynamo::shared()).expect("start fault proxy");
-    let client = sweeper_lambda::client::dynamodb_client(Some(&proxy.endpoint())).await;
+    let client = sweeper_lambda::client::dynamodb_client(
+        Some(&proxy.endpoint()),
+        sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT,
+    )
+    .await;
     // The first scan is segment 0's, from the forged cursor: refused.
     proxy.set_plan(
         FaultPlan::new(1.0, vec![Fault::StartKeyRejected])

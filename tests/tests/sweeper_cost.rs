@@ -1,6 +1,6 @@
 //! What a sweep costs (issue 12): the capacity DynamoDB reports for every call is summed
 //! into the report, checked here against the server's own figures and, on a server that
-//! counts as DynamoDB does, against the cost model ([`sweeper_lambda::cost`]); a per-run
+//! counts as DynamoDB does, against the cost model ([`integration_tests::cost`]); a per-run
 //! read budget stops a run near it, and the next run finishes; the read-rate cap is timed
 //! in the soak set.
 //!
@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use dynamo_session_store::ItemSchema;
+use integration_tests::cost::{delete_write_units, scan_read_units};
 use integration_tests::{FAR_FUTURE, Item, TestTable, far_future_clock, session_item};
-use sweeper_lambda::cost::{delete_write_units, scan_read_units};
 use sweeper_lambda::{Budget, SweepConfig, SweepReport, sweep};
 use tokio::time::Instant;
 

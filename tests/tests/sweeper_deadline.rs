@@ -25,6 +25,7 @@ use dynamo_session_store::ManualClock;
 use integration_tests::{FAR_FUTURE, Item, LocalDynamo, TestTable, far_future_clock, session_item};
 use local_dynamodb::faults::{Fault, FaultPlan, FaultProxy};
 use sweeper_lambda::client::dynamodb_client;
+use sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT;
 use sweeper_lambda::delete::delete_statement;
 use sweeper_lambda::{Budget, RetryPolicy, SweepConfig, SweepReport, read_checkpoint, sweep};
 use tokio::time::Instant;
@@ -40,7 +41,7 @@ impl Behind {
     async fn new(label: &str) -> Self {
         let table = TestTable::new(label).await;
         let proxy = FaultProxy::in_front_of(LocalDynamo::shared()).expect("start fault proxy");
-        let client = dynamodb_client(Some(&proxy.endpoint())).await;
+        let client = dynamodb_client(Some(&proxy.endpoint()), DEFAULT_ATTEMPT_TIMEOUT).await;
         Self {
             table,
             proxy,

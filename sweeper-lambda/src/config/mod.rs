@@ -12,7 +12,7 @@ use dynamo_session_store::ItemSchema;
 mod env;
 mod retry_policy;
 
-pub use retry_policy::RetryPolicy;
+pub use retry_policy::{DEFAULT_ATTEMPT_TIMEOUT, RetryPolicy};
 
 /// DynamoDB's largest `TotalSegments`.
 pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;

@@ -78,7 +78,8 @@ impl RetryPolicy {
         Self::new(0, Duration::ZERO, Duration::ZERO)
     }
 
-    /// Turns jitter off (for tests that want exact delays).
+    /// Turns jitter off, for tests that want exact delays (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
     pub fn without_jitter(mut self) -> Self {
         self.jitter = false;
         self

@@ -13,7 +13,7 @@ pub trait PageHook: Send + Sync + 'static {
     async fn before_delete(&self, segment: u32, expired: &[String]);
 }
 
-/// A [`PageHook`] that does nothing: what every production sweep uses.
+/// A [`PageHook`] that does nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHook;
 

@@ -15,6 +15,7 @@
 //! [`SweepReport`] is returned. Failed segments are in the report, not an `Err`: the
 //! handler turns them into a failed invocation.
 
+#[cfg(feature = "testing")]
 mod hook;
 mod segment;
 mod settle;
@@ -28,6 +29,7 @@ use dynamo_session_store::clock::Clock;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+#[cfg(feature = "testing")]
 pub use hook::{NoHook, PageHook};
 
 use crate::budget::Budget;
@@ -56,16 +58,30 @@ pub async fn sweep(
     clock: &dyn Clock,
     budget: Budget,
 ) -> Result<SweepReport, SweepError> {
-    sweep_with_hook(client, config, clock, budget, Arc::new(NoHook)).await
+    sweep_with_hook(client, config, clock, budget, NO_HOOK).await
 }
 
-/// [`sweep`], calling `hook` on every page between the scan and the deletes.
+/// What the engine calls between a page's scan and its deletes: nothing in the builds that
+/// ship; with the `testing` feature, the integration suite's hook, if any.
+#[cfg(feature = "testing")]
+pub(crate) type Hook = Option<Arc<dyn PageHook>>;
+#[cfg(not(feature = "testing"))]
+pub(crate) struct Hook;
+
+/// No hook.
+#[cfg(feature = "testing")]
+const NO_HOOK: Hook = None;
+#[cfg(not(feature = "testing"))]
+const NO_HOOK: Hook = Hook;
+
+/// [`sweep`], calling `hook` (if the build has one) on every page between the scan and the
+/// deletes.
 pub(crate) async fn sweep_with_hook(
     client: &Client,
     config: &SweepConfig,
     clock: &dyn Clock,
     budget: Budget,
-    hook: Arc<dyn PageHook>,
+    hook: Hook,
 ) -> Result<SweepReport, SweepError> {
     config.validate()?;
     let checkpoint_key = config.checkpoint_key()?;

@@ -34,8 +34,11 @@ pub(super) async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Curs
         Tally::add(&run.tally.expires_in_millis, plan.millis);
         Tally::add(&run.tally.expires_far_future, plan.far_future);
         Tally::add(&run.tally.expired_found, plan.expired.len() as u64);
-        if !plan.expired.is_empty() {
-            run.hook.before_delete(segment, &plan.expired).await;
+        #[cfg(feature = "testing")]
+        if let Some(hook) = &run.hook
+            && !plan.expired.is_empty()
+        {
+            hook.before_delete(segment, &plan.expired).await;
         }
         let delete = async {
             if plan.expired.is_empty() || config.dry_run() {
@@ -74,9 +77,9 @@ pub(super) async fn run_segment(run: &Run, segment: u32, mut cursor: Option<Curs
 }
 
 /// One page of `segment` from `cursor`, with retries, its read units paid for under the
-/// read cap.
+/// read caps.
 async fn scan_page(run: &Run, segment: u32, cursor: Option<&Cursor>) -> Result<ScanOutput, Stop> {
-    let page = run
+    let (page, units) = run
         .scan
         .page(
             &run.client,
@@ -87,10 +90,6 @@ async fn scan_page(run: &Run, segment: u32, cursor: Option<&Cursor>) -> Result<S
             &run.tally,
         )
         .await?;
-    let units = page
-        .consumed_capacity()
-        .and_then(|c| c.capacity_units())
-        .unwrap_or(0.0);
-    run.pay_for_reads(units).await;
+    run.reads.pay(units, &run.budget).await;
     Ok(page)
 }

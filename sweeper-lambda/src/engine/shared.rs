@@ -6,16 +6,16 @@
 //! parts it needs.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use aws_sdk_dynamodb::Client;
 
-use super::hook::PageHook;
+use super::Hook;
 use super::settle::SegmentEnd;
 use crate::budget::Budget;
 use crate::config::SweepConfig;
 use crate::delete::Deleter;
-use crate::pace::Pacer;
+use crate::read_cap::ReadCaps;
 use crate::scan::{Cursor, PageScan};
 use crate::tally::Tally;
 
@@ -28,9 +28,10 @@ pub(super) struct Run {
     pub(super) tally: Tally,
     pub(super) scan: PageScan,
     pub(super) deleter: Deleter,
-    /// The read-units-per-second cap, in half units (DynamoDB's smallest read).
-    pub(super) read_pacer: Pacer,
-    pub(super) hook: Arc<dyn PageHook>,
+    /// The read-unit caps, per second and per run.
+    pub(super) reads: ReadCaps,
+    #[cfg(feature = "testing")]
+    pub(super) hook: Hook,
     queue: Mutex<VecDeque<(u32, Option<Cursor>)>>,
     ends: Mutex<Vec<(u32, SegmentEnd)>>,
 }
@@ -44,9 +45,11 @@ impl Run {
         cutoff: i64,
         budget: Budget,
         tally: Tally,
-        hook: Arc<dyn PageHook>,
+        hook: Hook,
         queue: VecDeque<(u32, Option<Cursor>)>,
     ) -> Self {
+        #[cfg(not(feature = "testing"))]
+        let Hook = hook;
         Self {
             client: client.clone(),
             config: config.clone(),
@@ -55,30 +58,18 @@ impl Run {
             tally,
             scan: PageScan::new(config.schema(), cutoff),
             deleter: Deleter::new(client.clone(), config, cutoff),
-            read_pacer: Pacer::with_burst(
-                config.max_read_units_per_second().saturating_mul(2),
-                config.max_read_units_per_second().saturating_mul(2) / 10,
-            ),
+            reads: ReadCaps::new(config),
+            #[cfg(feature = "testing")]
             hook,
             queue: Mutex::new(queue),
             ends: Mutex::new(Vec::new()),
         }
     }
 
-    /// Claims the next page: `false` once the deadline, the page budget or the run's read
-    /// budget is spent.
+    /// Claims the next page: `false` once the deadline, the page budget or a read cap
+    /// says stop.
     pub(super) fn try_start_page(&self) -> bool {
-        let budget = self.config.max_read_units();
-        let reads_left = budget == 0 || self.tally.read_units() < budget as f64;
-        reads_left && self.budget.try_start_page()
-    }
-
-    /// Pays for `read_units` under the read cap, before the segment scans on.
-    pub(super) async fn pay_for_reads(&self, read_units: f64) {
-        let halves = (read_units * 2.0).ceil() as usize;
-        // A wait that would end past the deadline is not started; the next page is not
-        // started either then.
-        let _ = self.read_pacer.acquire(halves, &self.budget).await;
+        self.reads.allow_page(self.tally.read_units()) && self.budget.try_start_page()
     }
 
     /// The next segment to sweep and where it resumes, if any is left.

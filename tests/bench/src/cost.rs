@@ -1,5 +1,5 @@
 //! Scenario 6: what a sweep costs. The read and write units DynamoDB reports for one
-//! sweep, next to the cost model's figures ([`sweeper_lambda::cost`]), at two table sizes
+//! sweep, next to the cost model's figures ([`integration_tests::cost`]), at two table sizes
 //! and two expired fractions. Sessions are 200-byte items (as DynamoDB counts them); the
 //! sweep runs in this process with 8 segments and 1 MB pages. The target: the model
 //! within 10% of what was measured.
@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::ItemSchema;
 use dynamo_session_store::clock::{Clock, SystemClock};
+use integration_tests::cost::{checkpoint_units, delete_write_units, scan_read_units};
 use integration_tests::{Item, TestTable};
 use serde_json::json;
-use sweeper_lambda::cost::{checkpoint_units, delete_write_units, scan_read_units};
 use sweeper_lambda::{Budget, SweepConfig, sweep};
 
 use crate::report::{Report, Row};
@@ -69,6 +69,7 @@ async fn one(report: &mut Report, total: usize, fraction: f64) {
     table.batch_put(items, 8).await;
     let client = sweeper_lambda::client::dynamodb_client(
         integration_tests::LocalDynamo::shared().endpoint(),
+        sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT,
     )
     .await;
     let config = SweepConfig::new(table.name.as_str()).with_total_segments(SEGMENTS);
