@@ -4,187 +4,130 @@
 //! sweeper --table sessions [--segments 8] [--slice 0..4] [--dry-run] [--endpoint URL] …
 //! ```
 //!
-//! Parsed by `clap` (derive): `sweeper --help` is generated from [`Args`]' field docs, so
-//! it cannot drift from what is accepted. Flags stand in for the environment variables
-//! of the same meaning (a flag wins), so the same settings work in both places, and are
-//! validated by the same code ([`SweepConfig::from_lookup_named`]), which names the flag
-//! in its errors. The report is printed to stdout as JSON; logs go to stderr. Exit
-//! status: 0 done (or stopped early by `--max-seconds`), 1 segments failed, 2 invalid
-//! arguments or configuration.
+//! Parsed by `clap`, from [`SETTINGS`]: one flag per setting, named and documented there
+//! with its variable, default and bounds, so `sweeper --help` cannot drift from what is
+//! accepted. Flags stand in for the environment variables of the same meaning (a flag
+//! wins), so the same settings work in both places, and are validated by the same code
+//! ([`SweepConfig::from_lookup_named`]), which names the flag in its errors. The report is
+//! printed to stdout as JSON; logs go to stderr. Exit status: 0 done (or stopped early by
+//! `--max-seconds`), 1 segments failed or the checkpoint unreadable, 2 invalid arguments
+//! or configuration.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, Command, value_parser};
 
 use crate::budget::Budget;
 use crate::client::dynamodb_client;
-use crate::config::{ConfigError, SweepConfig};
+use crate::config::settings::Kind;
+use crate::config::{ConfigError, SETTINGS, SweepConfig};
 use crate::error::SweepError;
 use crate::sweeper::Sweeper;
 
-/// sweeper: delete expired sessions from a dynamo-session-store table, once.
-///
-/// Every option named with an env variable can also be set by that variable.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
-#[command(name = "sweeper", disable_version_flag = true)]
+/// The command line: `sweeper --help`.
+pub fn command() -> Command {
+    let settings = SETTINGS.iter().map(|s| {
+        let bounds = if s.bounds.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", s.bounds)
+        };
+        let help = format!(
+            "{} (env {}; default {}{bounds})",
+            capitalized(s.doc),
+            s.env,
+            s.default,
+        )
+        .replace('`', "");
+        let arg = Arg::new(s.env).long(s.flag).help(help);
+        match (s.switch, s.kind) {
+            (Some(_), _) => arg.action(ArgAction::SetTrue),
+            (None, Kind::Number) => arg.value_name("N"),
+            (None, Kind::Slice) => arg.value_name("START..END|I/N"),
+            (None, _) => arg.value_name("TEXT"),
+        }
+    });
+    Command::new("sweeper")
+        .about("sweeper: delete expired sessions from a dynamo-session-store table, once")
+        .long_about(
+            "sweeper: delete expired sessions from a dynamo-session-store table, once.\n\n\
+             Every option named with an env variable can also be set by that variable.",
+        )
+        .disable_version_flag(true)
+        .args(settings)
+        .arg(
+            Arg::new("max-seconds")
+                .long("max-seconds")
+                .value_name("N")
+                .value_parser(value_parser!(u64).range(1..=MAX_RUN_SECONDS))
+                .help(
+                    "Be done, checkpoint saved, within N seconds, 1 to 2592000 (30 days; \
+                     resume next run)",
+                ),
+        )
+        .arg(
+            Arg::new("endpoint")
+                .long("endpoint")
+                .value_name("URL")
+                .help("DynamoDB endpoint (local servers); region and credentials from AWS_*"),
+        )
+        .arg(
+            Arg::new("emf")
+                .long("emf")
+                .action(ArgAction::SetTrue)
+                .help("Also print the CloudWatch EMF metrics line"),
+        )
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The parsed command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Args {
-    /// Table to sweep (env SESSIONS_TABLE)
-    #[arg(long, value_name = "NAME")]
-    pub table: Option<String>,
-    /// Parallel scan segments, 1..=1000000 (env SWEEP_TOTAL_SEGMENTS; default 8)
-    #[arg(long, value_name = "N")]
-    pub segments: Option<String>,
-    /// Sweep only segments START..END of the total, or part I of N (from 0) (env SWEEP_SLICE)
-    #[arg(long, value_name = "START..END|I/N")]
-    pub slice: Option<String>,
-    /// Cutoff = now - N (env SWEEP_GRACE_SECONDS; default 15)
-    #[arg(long, value_name = "N")]
-    pub grace_seconds: Option<String>,
-    /// Pacing, 0 = none (env SWEEP_MAX_DELETES_PER_SECOND; default 0)
-    #[arg(long, value_name = "N")]
-    pub max_deletes_per_second: Option<String>,
-    /// Read capacity units per second, 0 = no cap (env SWEEP_MAX_READ_UNITS_PER_SECOND; default 0)
-    #[arg(long, value_name = "N")]
-    pub max_read_units_per_second: Option<String>,
-    /// Read capacity units per run, then checkpoint (env SWEEP_MAX_READ_UNITS; default 0, none)
-    #[arg(long, value_name = "N")]
-    pub max_read_units: Option<String>,
-    /// Scan Limit, 0 = 1 MB pages (env SWEEP_PAGE_SIZE; default 0)
-    #[arg(long, value_name = "N")]
-    pub page_size: Option<String>,
-    /// Report only, delete nothing (env SWEEP_DRY_RUN)
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Keep no resume cursors (env SWEEP_CHECKPOINT; default true)
-    #[arg(long)]
-    pub no_checkpoint: bool,
-    /// Session key attribute (env SESSION_KEY_ATTRIBUTE; default id)
-    #[arg(long, value_name = "NAME")]
-    pub key_attribute: Option<String>,
-    /// Expiry attribute, epoch seconds (env SESSION_EXPIRES_ATTRIBUTE; default expires)
-    #[arg(long, value_name = "NAME")]
-    pub expires_attribute: Option<String>,
-    /// Data attribute (env SESSION_DATA_ATTRIBUTE; default data)
-    #[arg(long, value_name = "NAME")]
-    pub data_attribute: Option<String>,
-    /// Key prefix of this app's sessions (env SESSION_KEY_PREFIX)
-    #[arg(long, value_name = "PREFIX")]
-    pub key_prefix: Option<String>,
-    /// partiql or delete-item (env SWEEP_DELETE_STRATEGY; default partiql)
-    #[arg(long, value_name = "STRATEGY")]
-    pub strategy: Option<String>,
-    /// Segments scanned at once (env SWEEP_SEGMENT_CONCURRENCY; default 16)
-    #[arg(long, value_name = "N")]
-    pub segment_concurrency: Option<String>,
-    /// Delete requests in flight per segment (env SWEEP_DELETE_CONCURRENCY; default 4)
-    #[arg(long, value_name = "N")]
-    pub delete_concurrency: Option<String>,
-    /// In Lambda, be done this long before the deadline (env SWEEP_DEADLINE_MARGIN_MS; default 1000)
-    #[arg(long, value_name = "MS")]
-    pub deadline_margin_ms: Option<String>,
-    /// Cut one DynamoDB attempt after this long (env SWEEP_ATTEMPT_TIMEOUT_MS; default 3000)
-    #[arg(long, value_name = "MS")]
-    pub attempt_timeout_ms: Option<String>,
-    /// CloudWatch namespace of the --emf line (env SWEEP_METRICS_NAMESPACE; default SessionSweeper)
-    #[arg(long, value_name = "NAME")]
-    pub namespace: Option<String>,
-    /// Be done, checkpoint saved, within N seconds, 1 to 2592000 (30 days; resume next run)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_RUN_SECONDS))]
+    /// (variable, flag, value) of every setting given as a flag.
+    settings: Vec<(&'static str, String, String)>,
+    /// `--max-seconds`.
     pub max_seconds: Option<u64>,
-    /// DynamoDB endpoint (local servers); region and credentials from AWS_*
-    #[arg(long, value_name = "URL")]
+    /// `--endpoint`.
     pub endpoint: Option<String>,
-    /// Also print the CloudWatch EMF metrics line
-    #[arg(long)]
+    /// `--emf`.
     pub emf: bool,
 }
 
 impl Args {
-    /// The flags that stand in for environment variables: (variable, flag, value).
-    fn vars(&self) -> Vec<(&'static str, &'static str, String)> {
-        let flags = [
-            ("SESSIONS_TABLE", "--table", &self.table),
-            ("SWEEP_TOTAL_SEGMENTS", "--segments", &self.segments),
-            ("SWEEP_SLICE", "--slice", &self.slice),
-            (
-                "SWEEP_GRACE_SECONDS",
-                "--grace-seconds",
-                &self.grace_seconds,
-            ),
-            (
-                "SWEEP_MAX_DELETES_PER_SECOND",
-                "--max-deletes-per-second",
-                &self.max_deletes_per_second,
-            ),
-            (
-                "SWEEP_MAX_READ_UNITS_PER_SECOND",
-                "--max-read-units-per-second",
-                &self.max_read_units_per_second,
-            ),
-            (
-                "SWEEP_MAX_READ_UNITS",
-                "--max-read-units",
-                &self.max_read_units,
-            ),
-            ("SWEEP_PAGE_SIZE", "--page-size", &self.page_size),
-            (
-                "SESSION_KEY_ATTRIBUTE",
-                "--key-attribute",
-                &self.key_attribute,
-            ),
-            (
-                "SESSION_EXPIRES_ATTRIBUTE",
-                "--expires-attribute",
-                &self.expires_attribute,
-            ),
-            (
-                "SESSION_DATA_ATTRIBUTE",
-                "--data-attribute",
-                &self.data_attribute,
-            ),
-            ("SESSION_KEY_PREFIX", "--key-prefix", &self.key_prefix),
-            ("SWEEP_DELETE_STRATEGY", "--strategy", &self.strategy),
-            (
-                "SWEEP_SEGMENT_CONCURRENCY",
-                "--segment-concurrency",
-                &self.segment_concurrency,
-            ),
-            (
-                "SWEEP_DELETE_CONCURRENCY",
-                "--delete-concurrency",
-                &self.delete_concurrency,
-            ),
-            (
-                "SWEEP_DEADLINE_MARGIN_MS",
-                "--deadline-margin-ms",
-                &self.deadline_margin_ms,
-            ),
-            (
-                "SWEEP_ATTEMPT_TIMEOUT_MS",
-                "--attempt-timeout-ms",
-                &self.attempt_timeout_ms,
-            ),
-            ("SWEEP_METRICS_NAMESPACE", "--namespace", &self.namespace),
-        ];
-        let switches = [
-            (
-                "SWEEP_DRY_RUN",
-                "--dry-run",
-                self.dry_run.then(|| "true".to_owned()),
-            ),
-            (
-                "SWEEP_CHECKPOINT",
-                "--no-checkpoint",
-                self.no_checkpoint.then(|| "false".to_owned()),
-            ),
-        ];
-        flags
-            .into_iter()
-            .map(|(var, flag, value)| (var, flag, value.clone()))
-            .chain(switches)
-            .filter_map(|(var, flag, value)| Some((var, flag, value?)))
-            .collect()
+    /// Parses the arguments (the program name first).
+    ///
+    /// # Errors
+    /// clap's error, with its exit code (2 for a usage error, 0 for `--help`).
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = command().try_get_matches_from(args)?;
+        let settings = SETTINGS
+            .iter()
+            .filter_map(|s| {
+                let value = match s.switch {
+                    Some(on) => matches.get_flag(s.env).then(|| on.to_owned()),
+                    None => matches.get_one::<String>(s.env).cloned(),
+                };
+                Some((s.env, s.flag_name(), value?))
+            })
+            .collect();
+        Ok(Self {
+            settings,
+            max_seconds: matches.get_one::<u64>("max-seconds").copied(),
+            endpoint: matches.get_one::<String>("endpoint").cloned(),
+            emf: matches.get_flag("emf"),
+        })
     }
 
     /// The configuration: these flags over the environment read by `env`.
@@ -192,8 +135,7 @@ impl Args {
     /// # Errors
     /// A [`ConfigError`] naming the flag or variable that is missing or invalid.
     pub fn config(&self, env: impl Fn(&str) -> Option<String>) -> Result<SweepConfig, ConfigError> {
-        let vars = self.vars();
-        let flag = |name: &str| vars.iter().find(|(var, ..)| *var == name);
+        let flag = |name: &str| self.settings.iter().find(|(var, ..)| *var == name);
         SweepConfig::from_lookup_named(
             |name| {
                 flag(name)
@@ -257,8 +199,6 @@ pub const MAX_RUN_SECONDS: u64 = 30 * 86_400;
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     fn args(list: &[&str]) -> Result<Args, clap::Error> {
@@ -267,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_command_is_well_formed() {
-        Args::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -303,43 +243,41 @@ mod tests {
     }
 
     #[test]
-    fn every_accepted_flag_is_in_the_help() {
-        let help = Args::command().render_long_help().to_string();
-        for arg in Args::command().get_arguments() {
+    fn every_setting_is_a_flag_in_the_help() {
+        let help = command().render_long_help().to_string();
+        for arg in command().get_arguments() {
             if let Some(long) = arg.get_long() {
                 assert!(help.contains(&format!("--{long}")), "--{long} missing");
             }
         }
-        for var in Args::default().vars().iter().map(|(var, ..)| *var) {
-            assert!(help.contains(var), "{var} missing from the help");
+        for setting in SETTINGS {
+            assert!(
+                help.contains(&setting.flag_name()),
+                "{} missing",
+                setting.flag
+            );
+            assert!(help.contains(setting.env), "{} missing", setting.env);
         }
-        // And every flag that stands in for a variable names it.
-        let all = Args {
-            table: Some("t".into()),
-            segments: Some("1".into()),
-            slice: Some("0/1".into()),
-            grace_seconds: Some("1".into()),
-            max_deletes_per_second: Some("1".into()),
-            max_read_units_per_second: Some("1".into()),
-            max_read_units: Some("1".into()),
-            page_size: Some("1".into()),
-            dry_run: true,
-            no_checkpoint: true,
-            key_attribute: Some("k".into()),
-            expires_attribute: Some("e".into()),
-            data_attribute: Some("d".into()),
-            key_prefix: Some("p".into()),
-            strategy: Some("partiql".into()),
-            segment_concurrency: Some("1".into()),
-            delete_concurrency: Some("1".into()),
-            deadline_margin_ms: Some("1".into()),
-            attempt_timeout_ms: Some("1".into()),
-            namespace: Some("n".into()),
-            ..Args::default()
-        };
-        for (var, flag, _) in all.vars() {
-            assert!(help.contains(flag), "{flag} missing");
-            assert!(help.contains(var), "{var} missing");
+        // Every setting's flag stands in for its variable.
+        for setting in SETTINGS {
+            let value = match (setting.switch, setting.kind) {
+                (Some(_), _) => None,
+                (None, Kind::Number) => Some("7"),
+                (None, Kind::Slice) => Some("0/1"),
+                (None, _) => Some("x:"),
+            };
+            let flag = setting.flag_name();
+            let list: Vec<&str> = std::iter::once(flag.as_str()).chain(value).collect();
+            let parsed = args(&list).unwrap();
+            assert_eq!(
+                parsed.settings,
+                [(
+                    setting.env,
+                    flag.clone(),
+                    value.or(setting.switch).unwrap().to_owned()
+                )],
+                "{flag}"
+            );
         }
     }
 

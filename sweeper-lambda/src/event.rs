@@ -9,63 +9,36 @@
 //! - the classic scheduled-event envelope, `{"source": "aws.events", "detail-type":
 //!   "Scheduled Event", "detail": {…same fields…}, …}`.
 //!
-//! `null`, `{}`, an empty `detail` and `null` fields change nothing. The fields are
-//! declared with serde (`deny_unknown_fields`), so a typo (`total_segment`) fails instead of
-//! being silently ignored, and `serde_path_to_error` names the field that failed.
+//! The fields are the settings with an event field in [`SETTINGS`] (declared there once,
+//! with their variables and flags), applied and validated as the environment's are. `null`,
+//! `{}`, an empty `detail` and `null` fields change nothing. An unknown field (a typo,
+//! `total_segment`) fails instead of being silently ignored, and so does a value of the
+//! wrong JSON type (`"8"` for a number), naming the field.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigError, MAX_TOTAL_SEGMENTS, Slice, SweepConfig};
+use crate::config::settings::Kind;
+use crate::config::{ConfigError, SETTINGS, Setting, SweepConfig};
 
-/// Settings an event may override; `None` keeps the configured value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
+/// Settings an event overrides, in the order of [`SETTINGS`], each as the text its
+/// variable would hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventOverrides {
-    /// `total_segments`, 1 to 1,000,000.
-    pub total_segments: Option<u32>,
-    /// `dry_run`.
-    pub dry_run: Option<bool>,
-    /// `grace_seconds`.
-    pub grace_seconds: Option<u64>,
-    /// `max_deletes_per_second` (0: no cap).
-    pub max_deletes_per_second: Option<u32>,
-    /// `max_read_units_per_second` (0: no cap).
-    pub max_read_units_per_second: Option<u32>,
-    /// `max_read_units`, the run's read budget (0: none).
-    pub max_read_units: Option<u64>,
-    /// `page_size` (0: DynamoDB's default).
-    pub page_size: Option<u32>,
-    /// `slice`: `{"start": s, "end": e}`.
-    #[serde(default, deserialize_with = "slice_object")]
-    pub slice: Option<Slice>,
-}
-
-/// A slice only as an object: serde would also take `[start, end]` for a struct, which
-/// reads too much like a range to be allowed through unremarked.
-fn slice_object<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Slice>, D::Error> {
-    use serde::de::Error;
-    let Some(map) = Option::<Map<String, Value>>::deserialize(d)? else {
-        return Ok(None);
-    };
-    Slice::deserialize(Value::Object(map))
-        .map(Some)
-        .map_err(|e| D::Error::custom(format!("{e} (expected {{\"start\": 0, \"end\": 4}})")))
+    /// (variable, value, the field as the event named it).
+    values: Vec<(&'static str, String, String)>,
 }
 
 impl EventOverrides {
     /// Reads an invocation event (either shape).
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the event field that is unknown, of the wrong type or out
-    /// of range.
+    /// A [`ConfigError`] naming the event field that is unknown or of the wrong type.
     pub fn parse(event: &Value) -> Result<Self, ConfigError> {
         let (fields, prefix) = match event {
             Value::Null => return Ok(Self::default()),
             Value::Object(map) if is_envelope(map) => match map.get("detail") {
                 None | Some(Value::Null) => return Ok(Self::default()),
-                Some(detail @ Value::Object(_)) => (detail, "detail."),
+                Some(Value::Object(detail)) => (detail, "detail."),
                 Some(other) => {
                     return Err(field_error(
                         "detail",
@@ -73,7 +46,7 @@ impl EventOverrides {
                     ));
                 }
             },
-            Value::Object(_) => (event, ""),
+            Value::Object(map) => (map, ""),
             other => {
                 return Err(ConfigError::new(
                     "event",
@@ -84,64 +57,102 @@ impl EventOverrides {
                 ));
             }
         };
-        let out: Self = serde_path_to_error::deserialize(fields).map_err(|err| {
-            let path = err.path().to_string();
-            field_error(&format!("{prefix}{path}"), err.into_inner().to_string())
-        })?;
-        if let Some(total) = out.total_segments
-            && !(1..=MAX_TOTAL_SEGMENTS).contains(&total)
-        {
-            return Err(field_error(
-                &format!("{prefix}total_segments"),
-                format!("must be between 1 and {MAX_TOTAL_SEGMENTS}, got {total}"),
-            ));
+        let mut values = Vec::new();
+        for (name, value) in fields {
+            let field = format!("{prefix}{name}");
+            let setting = Setting::by_event(name).ok_or_else(|| {
+                let known: Vec<&str> = SETTINGS.iter().filter_map(|s| s.event).collect();
+                field_error(
+                    &field,
+                    format!("is not a setting; the event may set {}", known.join(", ")),
+                )
+            })?;
+            if value.is_null() {
+                continue;
+            }
+            let text =
+                text_of(setting.kind, value).map_err(|reason| field_error(&field, reason))?;
+            values.push((setting.env, text, field));
         }
-        Ok(out)
+        // Applied in the order of SETTINGS: the total before the slice within it.
+        values.sort_by_key(|(env, ..)| SETTINGS.iter().position(|s| s.env == *env));
+        Ok(Self { values })
+    }
+
+    /// Whether the event overrides nothing.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
     }
 
     /// `config` with these overrides applied, validated.
     ///
     /// # Errors
-    /// A [`ConfigError`] when the result is invalid (e.g. a slice beyond the total).
+    /// A [`ConfigError`] naming the event field whose value is invalid, or the setting
+    /// the result breaks (e.g. a slice beyond the total).
     pub fn apply(&self, config: &SweepConfig) -> Result<SweepConfig, ConfigError> {
         let mut config = config.clone();
-        if let Some(total) = self.total_segments {
-            config = config.with_total_segments(total);
+        for (env, text, field) in &self.values {
+            let setting = Setting::by_env(env).expect("parse keeps only settings");
+            config = setting
+                .apply(config, text)
+                .map_err(|reason| field_error(field, reason))?;
         }
-        if let Some(slice) = self.slice {
-            if slice.start >= slice.end || slice.end > config.total_segments() {
-                return Err(field_error(
-                    "slice",
-                    format!(
-                        "must satisfy start < end <= total_segments ({}), got {}..{}",
-                        config.total_segments(),
-                        slice.start,
-                        slice.end
-                    ),
+        config.validate().map_err(|err| {
+            err.renamed(|env| match self.values.iter().find(|(e, ..)| *e == env) {
+                Some((.., field)) => format!("event field `{field}`"),
+                None => format!("setting `{env}`"),
+            })
+        })?;
+        Ok(config)
+    }
+}
+
+/// The text a variable would hold for an event's `value` of a setting of `kind`.
+fn text_of(kind: Kind, value: &Value) -> Result<String, String> {
+    match (kind, value) {
+        (Kind::Number, Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+        (Kind::Number, other) => Err(format!(
+            "must be a non-negative whole number, got {}",
+            describe(other)
+        )),
+        (Kind::Bool, Value::Bool(b)) => Ok(b.to_string()),
+        (Kind::Bool, other) => Err(format!("must be true or false, got {}", describe(other))),
+        (Kind::Slice, Value::Object(map)) => {
+            let bound = |name: &str| match map.get(name) {
+                Some(Value::Number(n)) => n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| format!("`{name}` must be a segment number, got {n}")),
+                Some(other) => Err(format!(
+                    "`{name}` must be a segment number, got {}",
+                    describe(other)
+                )),
+                None => Err(format!(
+                    "`{name}` is missing (expected {{\"start\": 0, \"end\": 4}})"
+                )),
+            };
+            if let Some(extra) = map.keys().find(|k| !matches!(k.as_str(), "start" | "end")) {
+                return Err(format!(
+                    "has an unknown part `{extra}` (expected {{\"start\": 0, \"end\": 4}})"
                 ));
             }
-            config = config.with_slice(slice);
+            Ok(format!("{}..{}", bound("start")?, bound("end")?))
         }
-        if let Some(dry_run) = self.dry_run {
-            config = config.with_dry_run(dry_run);
-        }
-        if let Some(grace) = self.grace_seconds {
-            config = config.with_grace(std::time::Duration::from_secs(grace));
-        }
-        if let Some(cap) = self.max_deletes_per_second {
-            config = config.with_max_deletes_per_second(cap);
-        }
-        if let Some(cap) = self.max_read_units_per_second {
-            config = config.with_max_read_units_per_second(cap);
-        }
-        if let Some(budget) = self.max_read_units {
-            config = config.with_max_read_units(budget);
-        }
-        if let Some(page_size) = self.page_size {
-            config = config.with_page_size(page_size);
-        }
-        config.validate()?;
-        Ok(config)
+        (Kind::Slice, other) => Err(format!(
+            "must be an object {{\"start\": 0, \"end\": 4}}, got {}",
+            describe(other)
+        )),
+        (Kind::Text | Kind::ExactText, Value::String(text)) => Ok(text.clone()),
+        (_, other) => Err(format!("must be a string, got {}", describe(other))),
+    }
+}
+
+/// A value's JSON type, with the value when it is short.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Number(_) | Value::Bool(_) => format!("{} `{value}`", kind(value)),
+        Value::String(s) if s.len() <= 40 => format!("{} `{value}`", kind(value)),
+        other => kind(other).to_owned(),
     }
 }
 
@@ -170,24 +181,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::config::Slice;
 
     #[test]
     fn scheduler_input_is_read_as_is() {
+        // The slice comes first here: it is applied after the total all the same.
         let o = EventOverrides::parse(&json!({
-            "total_segments": 16, "dry_run": true, "grace_seconds": 30,
-            "max_deletes_per_second": 500, "page_size": 100, "slice": {"start": 0, "end": 4},
+            "slice": {"start": 0, "end": 4}, "total_segments": 16, "dry_run": true,
+            "grace_seconds": 30, "max_deletes_per_second": 500, "page_size": 100,
             "max_read_units_per_second": 200, "max_read_units": 100000
         }))
         .unwrap();
-        assert_eq!(o.max_read_units_per_second, Some(200));
-        assert_eq!(o.max_read_units, Some(100_000));
-        assert_eq!(o.total_segments, Some(16));
-        assert_eq!(o.dry_run, Some(true));
-        assert_eq!(o.grace_seconds, Some(30));
-        assert_eq!(o.max_deletes_per_second, Some(500));
-        assert_eq!(o.page_size, Some(100));
-        assert_eq!(o.slice, Some(Slice::new(0, 4)));
         let config = o.apply(&SweepConfig::new("t")).unwrap();
+        assert_eq!(config.max_read_units_per_second(), 200);
+        assert_eq!(config.max_read_units(), 100_000);
+        assert_eq!(config.total_segments(), 16);
+        assert_eq!(config.grace(), std::time::Duration::from_secs(30));
+        assert_eq!(config.max_deletes_per_second(), 500);
+        assert_eq!(config.page_size(), 100);
+        assert_eq!(config.slice(), Slice::new(0, 4));
         assert_eq!(config.slice_label(), "0-4of16");
         assert!(config.dry_run());
     }
@@ -200,8 +212,9 @@ mod tests {
             "resources": [], "detail": {"dry_run": true}
         }))
         .unwrap();
-        assert_eq!(o.dry_run, Some(true));
-        assert_eq!(o.total_segments, None);
+        let config = o.apply(&SweepConfig::new("t")).unwrap();
+        assert!(config.dry_run());
+        assert_eq!(config.total_segments(), 8);
         for empty in [
             json!(null),
             json!({}),
@@ -235,7 +248,9 @@ mod tests {
             (json!([1]), "event"),
         ];
         for (event, field) in cases {
-            let err = EventOverrides::parse(&event).unwrap_err();
+            let err = EventOverrides::parse(&event)
+                .and_then(|o| o.apply(&SweepConfig::new("t")))
+                .unwrap_err();
             assert!(err.field().contains(field), "{event}: {err}");
         }
         // A missing part of the slice is named in the reason.

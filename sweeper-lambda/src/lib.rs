@@ -22,17 +22,32 @@
 //!
 //! # Configuration
 //!
-//! From the environment ([`SweepConfig::from_env`]; only `SESSIONS_TABLE` is required):
-//! `SESSIONS_TABLE`, `SESSION_KEY_ATTRIBUTE` (`id`), `SESSION_EXPIRES_ATTRIBUTE`
-//! (`expires`), `SESSION_DATA_ATTRIBUTE` (`data`), `SESSION_KEY_PREFIX` (none),
-//! `SWEEP_TOTAL_SEGMENTS` (8), `SWEEP_SLICE` (all segments: `START..END`, or part `I/N`),
-//! `SWEEP_GRACE_SECONDS` (15), `SWEEP_MAX_DELETES_PER_SECOND`
-//! (0, no cap), `SWEEP_PAGE_SIZE` (0, 1 MB pages), `SWEEP_DEADLINE_MARGIN_MS` (1000),
-//! `SWEEP_ATTEMPT_TIMEOUT_MS` (3000),
-//! `SWEEP_DRY_RUN` (false), `SWEEP_CHECKPOINT` (true), `SWEEP_METRICS_NAMESPACE`
-//! (`SessionSweeper`), and two tuning knobs outside the deployment contract:
-//! `SWEEP_DELETE_STRATEGY` (`partiql` or `delete-item`) and `SWEEP_SEGMENT_CONCURRENCY`
-//! (16). The event may override some per invocation: see [`event`].
+//! From the environment ([`SweepConfig::from_env`]), the command line ([`cli`]) or the
+//! schedule's event ([`event`], the settings with an event field), all declared once in
+//! [`config::SETTINGS`]:
+//!
+//! | variable | flag | event field | default | bounds | what |
+//! |---|---|---|---|---|---|
+//! | `SESSIONS_TABLE` | `--table` | — | (required) | — | the table to sweep |
+//! | `SESSION_KEY_ATTRIBUTE` | `--key-attribute` | — | `id` | — | the partition key attribute (S), as the apps name it |
+//! | `SESSION_EXPIRES_ATTRIBUTE` | `--expires-attribute` | — | `expires` | — | the expiry attribute, epoch seconds (N) |
+//! | `SESSION_DATA_ATTRIBUTE` | `--data-attribute` | — | `data` | — | the data attribute (S): only items with it are sessions |
+//! | `SESSION_KEY_PREFIX` | `--key-prefix` | — | none | ends with a separator; no `!` | the key prefix: only keys under it are swept |
+//! | `SWEEP_TOTAL_SEGMENTS` | `--segments` | `total_segments` | 8 | 1 to 1000000 | parallel scan segments (`TotalSegments`) |
+//! | `SWEEP_SLICE` | `--slice` | `slice` | all segments | within the total | only segments `START..END` of the total, or part `I/N` (from 0) of them |
+//! | `SWEEP_GRACE_SECONDS` | `--grace-seconds` | `grace_seconds` | 15 | 0 to 31536000 (a year) | the cutoff is now minus this: sessions expired for less are kept |
+//! | `SWEEP_MAX_DELETES_PER_SECOND` | `--max-deletes-per-second` | `max_deletes_per_second` | 0 (no cap) | — | deletes per second, across all segments |
+//! | `SWEEP_MAX_READ_UNITS_PER_SECOND` | `--max-read-units-per-second` | `max_read_units_per_second` | 0 (no cap) | — | read capacity units per second the scan may consume, across all segments |
+//! | `SWEEP_MAX_READ_UNITS` | `--max-read-units` | `max_read_units` | 0 (none) | — | read capacity units per run; then the run checkpoints and stops |
+//! | `SWEEP_PAGE_SIZE` | `--page-size` | `page_size` | 0 (1 MB pages) | — | items evaluated per scan page (`Limit`) |
+//! | `SWEEP_DRY_RUN` | `--dry-run` | `dry_run` | false | — | report what would be deleted, delete nothing |
+//! | `SWEEP_CHECKPOINT` | `--no-checkpoint` | — | true | — | keep resume cursors in the slice's checkpoint item (the flag turns it off) |
+//! | `SWEEP_DEADLINE_MARGIN_MS` | `--deadline-margin-ms` | — | 1000 | at least 200 | in Lambda, be done, checkpoint saved, this long before the deadline |
+//! | `SWEEP_ATTEMPT_TIMEOUT_MS` | `--attempt-timeout-ms` | — | 3000 | 50 to 60000 | cut one DynamoDB attempt after this long; the checkpoint keeps two and a delay |
+//! | `SWEEP_METRICS_NAMESPACE` | `--namespace` | — | `SessionSweeper` | — | the CloudWatch namespace of the metrics line |
+//! | `SWEEP_DELETE_STRATEGY` | `--strategy` | — | `partiql` | `partiql` or `delete-item` | tuning: PartiQL batches of 25, or one `DeleteItem` per item |
+//! | `SWEEP_SEGMENT_CONCURRENCY` | `--segment-concurrency` | — | 16 | at least 1 | tuning: segments scanned at once |
+//! | `SWEEP_DELETE_CONCURRENCY` | `--delete-concurrency` | — | 4 | at least 1 | tuning: delete requests in flight per segment |
 //!
 //! # Layout
 //!

@@ -61,7 +61,7 @@ impl PaceClock for TokioClock {
 
 type Limiter<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// Paces deletes; a no-op without a cap.
+/// Paces permits (deletes, or half read units); a no-op without a cap.
 #[derive(Debug)]
 pub(crate) struct Pacer<C: PaceClock = TokioClock> {
     limiter: Option<Limiter<C>>,

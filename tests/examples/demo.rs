@@ -93,7 +93,7 @@ async fn run() -> Result<(), BoxError> {
         _ => println!("table:    {table} (already there)"),
     }
 
-    // Rolling expiry: every request pushes the expiry to now + 30 min. The store keeps this
+    // Rolling expiry: every request pushes the expiry to now + INACTIVITY. The store keeps this
     // cheap: unchanged data costs a write at most once per `touch_after` (10 s).
     let sweeps = start_sweeping(sweeper_client, &table);
     let sessions = SessionManagerLayer::new(store.clone())

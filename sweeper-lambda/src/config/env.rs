@@ -4,15 +4,13 @@
 //! The item schema's variables are read by [`ItemSchema::from_lookup`], the one reading
 //! the apps share, so the sweeper and the apps always agree on names and key prefix.
 
-use std::fmt;
-use std::time::Duration;
-
 use dynamo_session_store::ItemSchema;
 
-use super::{ConfigError, DeleteStrategy, MAX_TOTAL_SEGMENTS, SliceSetting, SweepConfig};
+use super::settings::{Kind, SETTINGS};
+use super::{ConfigError, SweepConfig};
 
 impl SweepConfig {
-    /// Reads the contract's environment variables (see the crate docs).
+    /// Reads the contract's environment variables ([`SETTINGS`]).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first variable that is missing or invalid.
@@ -29,7 +27,10 @@ impl SweepConfig {
     }
 
     /// Like [`SweepConfig::from_lookup`]; `describe` names where a variable's value came
-    /// from in errors (say, a command-line flag standing in for it).
+    /// from in errors (say, a command-line flag standing in for it). Every setting of
+    /// [`SETTINGS`] is read: blank values are unset (but a key prefix, taken exactly);
+    /// the item schema's variables through [`ItemSchema::from_lookup`], as the apps read
+    /// them. The result is validated.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first variable that is missing or invalid.
@@ -37,119 +38,20 @@ impl SweepConfig {
         lookup: impl Fn(&str) -> Option<String>,
         describe: impl Fn(&str) -> String,
     ) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let var = |name: &str| describe(name);
-        let table = get("SESSIONS_TABLE")
-            .ok_or_else(|| ConfigError::new(var("SESSIONS_TABLE"), "is required"))?;
-        let mut config = Self::new(table.trim()).with_schema(ItemSchema::from_lookup(&lookup));
-        if let Some(v) = get("SWEEP_TOTAL_SEGMENTS") {
-            let field = var("SWEEP_TOTAL_SEGMENTS");
-            config.total_segments = parse_number(&v, &field)?;
-            if !(1..=MAX_TOTAL_SEGMENTS).contains(&config.total_segments) {
-                return Err(ConfigError::new(
-                    field,
-                    format!("total_segments must be between 1 and {MAX_TOTAL_SEGMENTS}, got {v}"),
-                ));
+        let mut config = Self::new("").with_schema(ItemSchema::from_lookup(&lookup));
+        for setting in SETTINGS.iter().filter(|s| !s.is_item_schema()) {
+            let Some(value) = lookup(setting.env) else {
+                continue;
+            };
+            if setting.kind != Kind::ExactText && value.trim().is_empty() {
+                continue;
             }
+            config = setting
+                .apply(config, &value)
+                .map_err(|reason| ConfigError::new(describe(setting.env), reason))?;
         }
-        if let Some(v) = get("SWEEP_SLICE") {
-            let setting = v
-                .parse::<SliceSetting>()
-                .map_err(|reason| ConfigError::new(var("SWEEP_SLICE"), reason))?;
-            config = config.with_slice_setting(setting);
-        }
-        if let Some(v) = get("SWEEP_GRACE_SECONDS") {
-            config.grace = Duration::from_secs(parse_number(&v, &var("SWEEP_GRACE_SECONDS"))?);
-        }
-        if let Some(v) = get("SWEEP_MAX_DELETES_PER_SECOND") {
-            config.max_deletes_per_second = parse_number(&v, &var("SWEEP_MAX_DELETES_PER_SECOND"))?;
-        }
-        if let Some(v) = get("SWEEP_MAX_READ_UNITS_PER_SECOND") {
-            config.max_read_units_per_second =
-                parse_number(&v, &var("SWEEP_MAX_READ_UNITS_PER_SECOND"))?;
-        }
-        if let Some(v) = get("SWEEP_MAX_READ_UNITS") {
-            config.max_read_units = parse_number(&v, &var("SWEEP_MAX_READ_UNITS"))?;
-        }
-        if let Some(v) = get("SWEEP_PAGE_SIZE") {
-            config.page_size = parse_number(&v, &var("SWEEP_PAGE_SIZE"))?;
-        }
-        if let Some(v) = get("SWEEP_DEADLINE_MARGIN_MS") {
-            config.deadline_margin =
-                Duration::from_millis(parse_number(&v, &var("SWEEP_DEADLINE_MARGIN_MS"))?);
-        }
-        if let Some(v) = get("SWEEP_DRY_RUN") {
-            config.dry_run = parse_bool(&v, &var("SWEEP_DRY_RUN"))?;
-        }
-        if let Some(v) = get("SWEEP_CHECKPOINT") {
-            config.checkpoint = parse_bool(&v, &var("SWEEP_CHECKPOINT"))?;
-        }
-        if let Some(v) = get("SWEEP_METRICS_NAMESPACE") {
-            config.metrics_namespace = v.trim().to_owned();
-        }
-        if let Some(v) = get("SWEEP_DELETE_STRATEGY") {
-            config.strategy = DeleteStrategy::parse(&v, &var("SWEEP_DELETE_STRATEGY"))?;
-        }
-        if let Some(v) = get("SWEEP_SEGMENT_CONCURRENCY") {
-            config.segment_concurrency = parse_number(&v, &var("SWEEP_SEGMENT_CONCURRENCY"))?;
-        }
-        if let Some(v) = get("SWEEP_DELETE_CONCURRENCY") {
-            config.delete_concurrency = parse_number(&v, &var("SWEEP_DELETE_CONCURRENCY"))?;
-        }
-        if let Some(v) = get("SWEEP_ATTEMPT_TIMEOUT_MS") {
-            let ms = parse_number(&v, &var("SWEEP_ATTEMPT_TIMEOUT_MS"))?;
-            config.retry = config
-                .retry
-                .clone()
-                .with_attempt_timeout(Duration::from_millis(ms));
-        }
-        config.validate().map_err(|err| match err.field() {
-            // Settings named as the caller knows them.
-            "deadline_margin" => ConfigError::new(var("SWEEP_DEADLINE_MARGIN_MS"), err.reason()),
-            "attempt_timeout" => ConfigError::new(var("SWEEP_ATTEMPT_TIMEOUT_MS"), err.reason()),
-            "segment_concurrency" => {
-                ConfigError::new(var("SWEEP_SEGMENT_CONCURRENCY"), err.reason())
-            }
-            "delete_concurrency" => ConfigError::new(var("SWEEP_DELETE_CONCURRENCY"), err.reason()),
-            "slice" => ConfigError::new(var("SWEEP_SLICE"), err.reason()),
-            "item schema" => ConfigError::new(
-                format!(
-                    "item schema ({}, {}, {})",
-                    var("SESSION_KEY_ATTRIBUTE"),
-                    var("SESSION_EXPIRES_ATTRIBUTE"),
-                    var("SESSION_DATA_ATTRIBUTE")
-                ),
-                err.reason(),
-            ),
-            _ => err,
-        })?;
+        config.validate().map_err(|err| err.renamed(&describe))?;
         Ok(config)
-    }
-}
-
-/// Parses a non-negative whole number.
-pub(crate) fn parse_number<T>(text: &str, field: &str) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr,
-    T::Err: fmt::Display,
-{
-    text.trim().parse::<T>().map_err(|e| {
-        ConfigError::new(
-            field,
-            format!("`{}` is not a non-negative whole number ({e})", text.trim()),
-        )
-    })
-}
-
-/// Parses `true`/`false` (also `1`/`0`, `yes`/`no`, any case).
-pub(crate) fn parse_bool(text: &str, field: &str) -> Result<bool, ConfigError> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(ConfigError::new(
-            field,
-            format!("`{other}` is not a boolean: use true or false"),
-        )),
     }
 }
 
@@ -157,8 +59,10 @@ pub(crate) fn parse_bool(text: &str, field: &str) -> Result<bool, ConfigError> {
 mod tests {
     use std::collections::HashMap;
 
+    use std::time::Duration;
+
     use super::*;
-    use crate::config::Slice;
+    use crate::config::{DeleteStrategy, Slice};
 
     fn from(vars: &[(&str, &str)]) -> Result<SweepConfig, ConfigError> {
         let vars: HashMap<String, String> = vars
@@ -274,5 +178,8 @@ mod tests {
         }
         let err = from(&[("SESSIONS_TABLE", "t"), ("SWEEP_ATTEMPT_TIMEOUT_MS", "0")]).unwrap_err();
         assert!(err.field().contains("SWEEP_ATTEMPT_TIMEOUT_MS"), "{err}");
+        let err =
+            from(&[("SESSIONS_TABLE", "t"), ("SWEEP_GRACE_SECONDS", "31536001")]).unwrap_err();
+        assert!(err.field().contains("SWEEP_GRACE_SECONDS"), "{err}");
     }
 }

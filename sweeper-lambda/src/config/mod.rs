@@ -10,14 +10,24 @@ use std::time::Duration;
 use dynamo_session_store::ItemSchema;
 
 mod env;
+mod error;
 mod retry_policy;
+pub mod settings;
+mod slice;
+mod strategy;
 
+pub use error::ConfigError;
 pub use retry_policy::{DEFAULT_ATTEMPT_TIMEOUT, RetryPolicy};
+pub use settings::{SETTINGS, Setting};
+pub use slice::{Slice, SlicePart, SliceSetting};
+pub use strategy::DeleteStrategy;
 
 /// DynamoDB's largest `TotalSegments`.
 pub const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
 /// Default `TotalSegments`.
 pub const DEFAULT_TOTAL_SEGMENTS: u32 = 8;
+/// The longest grace window: a year.
+pub const MAX_GRACE: Duration = Duration::from_secs(365 * 86_400);
 /// Default grace window: the cutoff is `now - 15 s`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(15);
 /// Default safety margin before the Lambda deadline: the sweep, its checkpoint included,
@@ -40,154 +50,6 @@ pub const DEFAULT_DELETE_CONCURRENCY: usize = 4;
 /// slice label (`0-8of8`). IAM's `dynamodb:LeadingKeys` condition in
 /// `infra/template.yaml` allows exactly `<prefix>!sweeper-checkpoint/*`.
 pub const CHECKPOINT_KEY_NAME: &str = "sweeper-checkpoint/";
-
-/// An unusable setting, naming where it came from.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {field}: {reason}")]
-pub struct ConfigError {
-    field: String,
-    reason: String,
-}
-
-impl ConfigError {
-    /// A problem with `field` (e.g. "environment variable `SWEEP_TOTAL_SEGMENTS`").
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// Where the value came from, e.g. "event field `slice.end`".
-    pub fn field(&self) -> &str {
-        &self.field
-    }
-
-    /// What is wrong with it.
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-}
-
-/// How expired items are deleted. Both are conditional on the expiry still being below
-/// the cutoff, so a session refreshed after the scan survives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum DeleteStrategy {
-    /// PartiQL `BatchExecuteStatement`, 25 `DELETE … WHERE key = ? AND expires < ?` per
-    /// request (IAM action `dynamodb:PartiQLDelete`).
-    #[default]
-    PartiqlBatch,
-    /// One `DeleteItem` with a `ConditionExpression` per item, several in flight (IAM
-    /// action `dynamodb:DeleteItem`).
-    DeleteItem,
-}
-
-impl DeleteStrategy {
-    /// Parses `partiql` or `delete-item`.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] on `field` for any other text.
-    pub fn parse(text: &str, field: &str) -> Result<Self, ConfigError> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "partiql" | "partiql-batch" | "batch" => Ok(Self::PartiqlBatch),
-            "delete-item" | "deleteitem" | "item" => Ok(Self::DeleteItem),
-            other => Err(ConfigError::new(
-                field,
-                format!("`{other}` is not a delete strategy: use `partiql` or `delete-item`"),
-            )),
-        }
-    }
-}
-
-/// A range of segments `start..end` out of the sweep's total, for one invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Slice {
-    /// First segment, inclusive.
-    pub start: u32,
-    /// Last segment, exclusive.
-    pub end: u32,
-}
-
-impl Slice {
-    /// Segments `start..end`.
-    pub fn new(start: u32, end: u32) -> Self {
-        Self { start, end }
-    }
-
-    /// The number of segments in the slice.
-    pub fn len(&self) -> u32 {
-        self.end.saturating_sub(self.start)
-    }
-
-    /// Whether the slice holds no segment.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Part `index` of `count` equal parts of the segments, whatever their total: how a
-/// deployment splits one table between several scheduled functions (`SWEEP_SLICE=1/2`)
-/// without computing segment numbers itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlicePart {
-    /// Which part, from 0.
-    pub index: u32,
-    /// How many parts.
-    pub count: u32,
-}
-
-impl SlicePart {
-    /// Part `index` (from 0) of `count`.
-    pub fn new(index: u32, count: u32) -> Self {
-        Self { index, count }
-    }
-
-    /// The part's segments out of `total`: `index * total / count .. (index + 1) * total /
-    /// count`, so the parts cover every segment once and differ in size by one at most.
-    pub fn segments(&self, total: u32) -> Slice {
-        let bound = |i: u32| {
-            let b = u64::from(i) * u64::from(total) / u64::from(self.count.max(1));
-            u32::try_from(b).unwrap_or(u32::MAX)
-        };
-        Slice::new(bound(self.index), bound(self.index.saturating_add(1)))
-    }
-}
-
-/// A slice as written in `SWEEP_SLICE` or `--slice`: segments `START..END`, or part
-/// `I/N` of the total.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SliceSetting {
-    /// `START..END`.
-    Segments(Slice),
-    /// `I/N`.
-    Part(SlicePart),
-}
-
-impl std::str::FromStr for SliceSetting {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let number = |n: &str, what: &str| {
-            n.trim()
-                .parse::<u32>()
-                .map_err(|e| format!("`{}` is not a {what} ({e})", n.trim()))
-        };
-        if let Some((a, b)) = text.split_once("..") {
-            let (start, end) = (number(a, "segment number")?, number(b, "segment number")?);
-            Ok(Self::Segments(Slice::new(start, end)))
-        } else if let Some((i, n)) = text.split_once('/') {
-            let (index, count) = (number(i, "part number")?, number(n, "number of parts")?);
-            Ok(Self::Part(SlicePart::new(index, count)))
-        } else {
-            Err(format!(
-                "`{}` is neither START..END (segments) nor I/N (part I of N, from 0)",
-                text.trim()
-            ))
-        }
-    }
-}
 
 /// Everything one sweep needs to know. Built with [`SweepConfig::new`] and `with_*`
 /// methods (defaults below), or from the environment with [`SweepConfig::from_env`].
@@ -225,10 +87,11 @@ pub struct SweepConfig {
 }
 
 impl SweepConfig {
-    /// A sweep of `table` with the defaults: the default [`ItemSchema`], 8 segments, the
-    /// whole table, 15 s grace, no delete-rate, read-rate or read-budget cap, DynamoDB's default page size, a 5 s deadline
-    /// margin, deleting for real, checkpoints on, namespace `SessionSweeper`, PartiQL batch
-    /// deletes, up to 16 segments at a time, 4 delete requests in flight per segment, and
+    /// A sweep of `table` with the defaults of [`SETTINGS`]: the default [`ItemSchema`],
+    /// 8 segments, the whole table, 15 s grace, no delete-rate, read-rate or read-budget
+    /// cap, DynamoDB's default page size, a 1 s deadline margin, deleting for real,
+    /// checkpoints on, namespace `SessionSweeper`, PartiQL batch deletes, up to 16
+    /// segments at a time, 4 delete requests in flight per segment, and
     /// [`RetryPolicy::default`].
     pub fn new(table: impl Into<Arc<str>>) -> Self {
         Self {
@@ -389,13 +252,18 @@ impl SweepConfig {
             .map_err(|e| ConfigError::new("SESSION_KEY_PREFIX", e.to_string()))
     }
 
-    /// Checks every setting.
+    /// Checks every setting: the one place where bounds and the settings' agreement (a
+    /// slice within the total) are checked.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the first invalid setting.
+    /// A [`ConfigError`] naming the first invalid setting by its variable (see
+    /// [`SETTINGS`]; [`ConfigError::renamed`] names it as a flag or an event field).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.table.trim().is_empty() {
-            return Err(ConfigError::new("table", "is empty"));
+            return Err(ConfigError::new(
+                "SESSIONS_TABLE",
+                "is required: the table to sweep",
+            ));
         }
         self.schema
             .validate()
@@ -403,7 +271,7 @@ impl SweepConfig {
         self.checkpoint_key()?;
         if !(1..=MAX_TOTAL_SEGMENTS).contains(&self.total_segments) {
             return Err(ConfigError::new(
-                "total_segments",
+                "SWEEP_TOTAL_SEGMENTS",
                 format!(
                     "must be between 1 and {MAX_TOTAL_SEGMENTS}, got {}",
                     self.total_segments
@@ -414,7 +282,7 @@ impl SweepConfig {
             && (part.index >= part.count || part.count > self.total_segments)
         {
             return Err(ConfigError::new(
-                "slice",
+                "SWEEP_SLICE",
                 format!(
                     "part {}/{} must satisfy index < parts <= total_segments ({})",
                     part.index, part.count, self.total_segments
@@ -424,7 +292,7 @@ impl SweepConfig {
         let slice = self.slice();
         if slice.start >= slice.end || slice.end > self.total_segments {
             return Err(ConfigError::new(
-                "slice",
+                "SWEEP_SLICE",
                 format!(
                     "must satisfy start < end <= total_segments ({}), got {}..{}",
                     self.total_segments, slice.start, slice.end
@@ -433,19 +301,22 @@ impl SweepConfig {
         }
         if self.segment_concurrency == 0 {
             return Err(ConfigError::new(
-                "segment_concurrency",
+                "SWEEP_SEGMENT_CONCURRENCY",
                 "must be at least 1",
             ));
         }
         if self.delete_concurrency == 0 {
-            return Err(ConfigError::new("delete_concurrency", "must be at least 1"));
+            return Err(ConfigError::new(
+                "SWEEP_DELETE_CONCURRENCY",
+                "must be at least 1",
+            ));
         }
         if self.metrics_namespace.trim().is_empty() {
-            return Err(ConfigError::new("metrics_namespace", "is empty"));
+            return Err(ConfigError::new("SWEEP_METRICS_NAMESPACE", "is empty"));
         }
         if self.deadline_margin < MIN_DEADLINE_MARGIN {
             return Err(ConfigError::new(
-                "deadline_margin",
+                "SWEEP_DEADLINE_MARGIN_MS",
                 format!(
                     "must be at least {} ms, to send the report before the Lambda deadline; \
                      got {} ms",
@@ -458,12 +329,22 @@ impl SweepConfig {
         let attempt = self.retry.attempt_timeout();
         if !(shortest..=longest).contains(&attempt) {
             return Err(ConfigError::new(
-                "attempt_timeout",
+                "SWEEP_ATTEMPT_TIMEOUT_MS",
                 format!(
                     "must be between {} ms and {} ms, got {} ms",
                     shortest.as_millis(),
                     longest.as_millis(),
                     attempt.as_millis()
+                ),
+            ));
+        }
+        if self.grace > MAX_GRACE {
+            return Err(ConfigError::new(
+                "SWEEP_GRACE_SECONDS",
+                format!(
+                    "must be at most {} s (a year), got {} s",
+                    MAX_GRACE.as_secs(),
+                    self.grace.as_secs()
                 ),
             ));
         }
@@ -607,7 +488,7 @@ mod tests {
         let config = SweepConfig::new("t")
             .with_total_segments(4)
             .with_slice(Slice::new(2, 5));
-        assert_eq!(config.validate().unwrap_err().field(), "slice");
+        assert_eq!(config.validate().unwrap_err().field(), "SWEEP_SLICE");
         let config = SweepConfig::new("t")
             .with_total_segments(4)
             .with_slice(Slice::new(2, 2));
@@ -642,7 +523,7 @@ mod tests {
         assert_eq!(part(1, 2).slice_label(), "4-8of8");
         for (i, n) in [(2, 2), (0, 0), (0, 9)] {
             let err = part(i, n).validate().unwrap_err();
-            assert_eq!(err.field(), "slice");
+            assert_eq!(err.field(), "SWEEP_SLICE");
             assert!(err.reason().contains(&format!("{i}/{n}")), "{err}");
         }
         // Segment numbers win over a part.
