@@ -104,11 +104,15 @@ expect_failure check-iam \
     "which is neither the sessions table nor its own log group" \
     "sweeper is granted dynamodb:* on table (any key), beyond its contract" \
     "sweeper lacks dynamodb:PartiQLDelete on table (any key)" \
+    "sweeper lacks dynamodb:DescribeTable on table (any key)" \
     "SweeperFunction1: Role must be a role of this template" \
     "AWSLambdaBasicExecutionRole" \
     "app policy reaches '*', which is not the sessions table" \
     "app policy allows under the condition null, expected exactly ForAllValues:StringLike dynamodb:LeadingKeys <KeyPrefix>*" \
-    "AppTablePolicy: grants ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'], expected exactly" \
+    "AppTablePolicy: grants ['dynamodb:DeleteItem', 'dynamodb:Describe*', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Scan', 'dynamodb:UpdateItem'], expected exactly" \
+    "wildcard in Action 'dynamodb:Describe*'" \
+    "app policy's startup-check statement has the condition" \
+    "AppTablePolicy: allows [] for the startup check, expected exactly ['dynamodb:DescribeTable', 'dynamodb:DescribeTimeToLive']" \
     "AppTablePolicy: denies [] on the reserved keys" \
     "accepts 'app', an invalid key prefix" -- \
     "$PY" infra/scripts/check_iam.py infra/tests/broken-template.yaml

@@ -19,8 +19,9 @@ Rules (each violation is printed; the exit status is 1 if there is any):
    exception in `--app-stack` mode: the sessions stack's own app policy, imported as
    `Fn::ImportValue: ${<SessionsStackName>}-AppTablePolicyArn` (rule 4 checks it there).
 3. Every sweeper function (logical id matching `--sweeper-function`, one per slice) has a
-   role granting exactly the sweeper contract (infra CONTRACT): dynamodb:Scan
-   and dynamodb:PartiQLDelete on the sessions table; dynamodb:GetItem, PutItem and
+   role granting exactly the sweeper contract (infra CONTRACT): dynamodb:Scan,
+   dynamodb:PartiQLDelete, and (its startup check) dynamodb:DescribeTable and
+   DescribeTimeToLive on the sessions table, with no condition; dynamodb:GetItem, PutItem and
    DeleteItem on it only under `ForAllValues:StringLike` `dynamodb:LeadingKeys`
    `<KeyPrefix>!sweeper-checkpoint/*`; CreateLogStream and PutLogEvents on the log group
    in the function's LoggingConfig. Nothing else, and nothing missing.
@@ -29,7 +30,10 @@ Rules (each violation is printed; the exit status is 1 if there is any):
    `<KeyPrefix>*` (with an empty prefix, `*`: every key), and denies exactly those four
    on it under `ForAnyValue:StringLike` `dynamodb:LeadingKeys` `<KeyPrefix>*!*`: no
    session key holds `!`, so those are reserved keys, the sweeper's checkpoints among
-   them. No other condition. In `--app-stack` mode (the example app's own template),
+   them; and, in an Allow statement of their own with no condition, exactly
+   dynamodb:DescribeTable and DescribeTimeToLive on the sessions table (DynamoStore's
+   startup check; no item key to condition on). No other condition, no other action
+   (`dynamodb:Describe*` among them). In `--app-stack` mode (the example app's own template),
    rules 3 and 4 are replaced by: every role attaches that imported policy and grants
    nothing but its own log streams.
 5. The key prefix parameter, where the template has one (both modes), follows the table
@@ -54,6 +58,9 @@ LOG_STREAM_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix", "AWS::StackName", "AWS::StackId"}
 CHECKPOINT_SUFFIX = "!sweeper-checkpoint/*"
 APP_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# The startup check's (the sweeper's on every cold start, DynamoStore::check_table() in
+# apps): table metadata, no item key, so allowed with no condition, and nothing broader.
+DESCRIBE_ACTIONS = {"dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"}
 # The app policy's conditions: (operator, LeadingKeys pattern after the key prefix).
 APP_ALLOW_KEYS = ("ForAllValues:StringLike", "*")
 APP_DENY_KEYS = ("ForAnyValue:StringLike", "*!*")
@@ -362,6 +369,8 @@ class Checker:
         expected = {
             ("dynamodb:Scan", "table", "any key"),
             ("dynamodb:PartiQLDelete", "table", "any key"),
+            ("dynamodb:DescribeTable", "table", "any key"),
+            ("dynamodb:DescribeTimeToLive", "table", "any key"),
             ("dynamodb:GetItem", "table", "checkpoint key"),
             ("dynamodb:PutItem", "table", "checkpoint key"),
             ("dynamodb:DeleteItem", "table", "checkpoint key"),
@@ -409,7 +418,7 @@ class Checker:
         prefix = "{param:%s}" % self.args.key_prefix_parameter
         allow_keys = (APP_ALLOW_KEYS[0], [prefix + APP_ALLOW_KEYS[1]])
         deny_keys = (APP_DENY_KEYS[0], [prefix + APP_DENY_KEYS[1]])
-        granted, denied = set(), set()
+        granted, denied, described = set(), set(), set()
         self.notes.append(f"app policy {self.args.app_policy}:")
         for j, statement in enumerate(as_list(policy["Properties"]["PolicyDocument"]["Statement"])):
             where = f"Resources.{self.args.app_policy}.Statement[{j}]"
@@ -427,6 +436,14 @@ class Checker:
             for resource in resources:
                 if resource not in tables:
                     self.error(where, f"app policy reaches {resource!r}, which is not the sessions table")
+            if actions and set(actions) <= DESCRIBE_ACTIONS:
+                # The startup check's statement: no condition (the actions name no item key).
+                if "Condition" in statement:
+                    self.error(where, f"app policy's startup-check statement has the condition "
+                               f"{json.dumps(statement['Condition'])}, expected none")
+                elif resources and set(resources) <= tables:
+                    described |= set(actions)
+                continue
             if keys != allow_keys:
                 self.error(where, f"app policy allows under the condition {json.dumps(statement.get('Condition'))}, "
                            f"expected exactly {allow_keys[0]} dynamodb:LeadingKeys <{self.args.key_prefix_parameter}>"
@@ -434,7 +451,13 @@ class Checker:
             granted |= set(actions)
         if granted != APP_ACTIONS:
             self.error(f"Resources.{self.args.app_policy}",
-                       f"grants {sorted(granted)}, expected exactly {sorted(APP_ACTIONS)}")
+                       f"grants {sorted(granted)}, expected exactly {sorted(APP_ACTIONS)} under the "
+                       f"LeadingKeys condition (and {sorted(DESCRIBE_ACTIONS)} alone, unconditioned)")
+        if described != DESCRIBE_ACTIONS:
+            self.error(f"Resources.{self.args.app_policy}",
+                       f"allows {sorted(described)} for the startup check, expected exactly "
+                       f"{sorted(DESCRIBE_ACTIONS)} on the sessions table, in an Allow of their own "
+                       f"with no condition")
         if denied != APP_ACTIONS:
             self.error(f"Resources.{self.args.app_policy}",
                        f"denies {sorted(denied)} on the reserved keys, expected exactly {sorted(APP_ACTIONS)} on the "
@@ -489,7 +512,8 @@ def main():
             print(f"  - {error}", file=sys.stderr)
         return 1
     scope = ("the app role holds the sessions stack's app policy and its own log streams only" if args.app_stack
-             else "sweeper and app policy limited to the sessions table, the app policy to its own keys")
+             else "sweeper and app policy limited to the sessions table, the app policy to its own keys "
+             "(bar the startup check's DescribeTable and DescribeTimeToLive)")
     print(f"IAM check passed for {args.template}: no wildcard action or resource (bar own log streams), {scope}")
     return 0
 
