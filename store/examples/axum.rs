@@ -24,11 +24,23 @@ async fn count(session: Session) -> Result<String, (axum::http::StatusCode, Stri
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Errors reach the log: a failed load or save is logged by tower-sessions.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let table = std::env::var("SESSIONS_TABLE").unwrap_or_else(|_| "sessions".into());
     let store = DynamoStore::from_env(table)
         .await
         // Unchanged sessions are written at most once per 30 s.
         .with_touch_after(Duration::from_secs(30));
+    // A wrong table, missing credentials or region: one line that says what to set, now,
+    // rather than a blank 500 on every request.
+    if let Err(err) = store.check_table().await {
+        eprintln!("sessions: {err}");
+        std::process::exit(2);
+    }
 
     // Rolling expiry: each request moves the expiry to now + 12 h; the store turns that
     // into at most one small UpdateItem per `touch_after` instead of a write per request.

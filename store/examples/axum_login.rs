@@ -167,9 +167,24 @@ async fn logout(mut auth: AuthSession<Users>) -> impl IntoResponse {
 #[allow(dead_code)] // the integration suite includes this file for `app` alone
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Errors reach the log: a failed load or save is logged by tower-sessions.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     // The standard AWS configuration chain; AWS_ENDPOINT_URL_DYNAMODB for a local server.
     let store = DynamoStore::from_env("sessions-axum-login").await;
-    store.create_table().await?;
+    // Created if missing; then checked, so a wrong table (or missing credentials or
+    // region) is one line that says what to set.
+    let checked = match store.create_table().await {
+        Ok(_) => store.check_table().await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = checked {
+        eprintln!("sessions: {err}");
+        std::process::exit(2);
+    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 3001)).await?;
     println!("http://{}/", listener.local_addr()?);
     axum::serve(listener, app(store)).await?;

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 
 use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -57,20 +57,33 @@ pub enum Error {
         source: Option<serde_json::Error>,
     },
 
+    /// The table cannot hold this store's sessions (see [`crate::table::check_table`]).
+    #[error("table `{table}` cannot hold sessions: {problem}")]
+    #[non_exhaustive]
+    Table {
+        /// The table name.
+        table: String,
+        /// What is wrong, and the setting to change.
+        problem: crate::table::TableProblem,
+    },
+
     /// DynamoDB (or the network on the way to it) returned an error.
-    #[error("DynamoDB {operation} failed: {message}")]
+    #[error("DynamoDB {operation} on table `{table}` failed: {message}")]
     #[non_exhaustive]
     DynamoDb {
         /// The DynamoDB operation, e.g. `PutItem`.
         operation: &'static str,
+        /// The table.
+        table: String,
         /// DynamoDB's error code, e.g. `ProvisionedThroughputExceededException`, when there
         /// was a service response.
         code: Option<String>,
         /// Whether retrying later may succeed (throttling, 5xx, timeouts, I/O).
         transient: bool,
-        /// The whole cause chain as text, not just "service error". The error's `Display`
-        /// shows it, so it has no `source()`: an error reporter that also walks the
-        /// chain (anyhow's `{:#}`) would print it twice.
+        /// What happened, in words ([`in_words`]): DynamoDB's error code and message, or
+        /// what failed on the way (a timeout, the connection, credentials). The error's
+        /// `Display` shows it, so it has no `source()`: an error reporter that also walks
+        /// the chain (anyhow's `{:#}`) would print it twice.
         message: String,
         /// The SDK error itself, to downcast.
         sdk_error: Box<dyn StdError + Send + Sync>,
@@ -105,18 +118,23 @@ impl Error {
         }
     }
 
-    /// Wraps an SDK error from `operation` (e.g. `"PutItem"`), classified with
-    /// [`classify`] and with its whole cause chain as the message.
-    pub(crate) fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    /// Wraps an SDK error from `operation` (e.g. `"PutItem"`) on `table`, classified with
+    /// [`classify`] and told in words ([`in_words`]).
+    pub(crate) fn from_sdk<E>(
+        operation: &'static str,
+        table: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
         let class = classify(&err);
         Error::DynamoDb {
             operation,
+            table: table.to_owned(),
             code: class.code,
             transient: class.transient,
-            message: DisplayErrorContext(&err).to_string(),
+            message: in_words(&err),
             sdk_error: Box::new(err),
         }
     }
@@ -166,6 +184,80 @@ where
             code: None,
             transient: false,
         },
+    }
+}
+
+/// An SDK error in words, for a log line or an error page someone reads at 3 a.m.:
+/// DynamoDB's error code and message once (`ResourceNotFoundException: Requested resource
+/// not found`), or what failed on the way (`no answer within the timeout`, `could not
+/// connect: …`, `no credentials: …`), never the SDK's `Debug` representation. The store's
+/// [`Error::DynamoDb`] says it this way; tools calling DynamoDB beside the store can too.
+pub fn in_words<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let meta = service.err();
+            match (meta.code(), meta.message()) {
+                (Some(code), Some(message)) if !message.is_empty() => format!("{code}: {message}"),
+                (Some(code), _) => code.to_owned(),
+                (None, _) => format!(
+                    "HTTP {} without an error code",
+                    service.raw().status().as_u16()
+                ),
+            }
+        }
+        SdkError::TimeoutError(_) => "no answer within the timeout".to_owned(),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            format!("could not connect in time: {}", causes(err))
+        }
+        SdkError::DispatchFailure(failure) if failure.is_io() => {
+            format!("could not connect: {}", causes(err))
+        }
+        _ => {
+            let causes = causes(err);
+            // What the SDK says, deep in its chain, when the configuration lacks
+            // credentials or a region: said once, with what to set.
+            if causes.contains("no credentials") || causes.contains("no identity resolver") {
+                NO_CREDENTIALS.to_owned()
+            } else if causes.contains("missing signing region")
+                || causes.contains("region must be set")
+            {
+                NO_REGION.to_owned()
+            } else {
+                causes.strip_prefix("other: ").unwrap_or(&causes).to_owned()
+            }
+        }
+    }
+}
+
+/// What [`in_words`] says when no credentials were found.
+pub const NO_CREDENTIALS: &str = "no AWS credentials: set AWS_ACCESS_KEY_ID and \
+     AWS_SECRET_ACCESS_KEY (for a local endpoint any values work, e.g. `local`), or \
+     AWS_PROFILE";
+
+/// What [`in_words`] says when no region is configured.
+pub const NO_REGION: &str =
+    "no AWS region: set AWS_REGION (for a local endpoint any region works, e.g. us-east-1)";
+
+/// The error's causes, each once, outermost first, joined by `: ` (the outermost, such
+/// as "dispatch failure", says nothing a reader needs, so it is left out when there are
+/// causes).
+fn causes(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
     }
 }
 

@@ -8,7 +8,7 @@
 //! | `session_store` | the `tower_sessions_core::SessionStore` implementation |
 //! | [`schema`] | the table contract: attribute names and aliases, keys and reserved keys, expiry units and classification, the session shape, size limits |
 //! | `throttle` | the pure write / touch / skip decision and its bounded memory |
-//! | [`table`] | `create_table` for development |
+//! | [`table`] | `check_table`, the startup check in words; `create_table` for development |
 //! | [`clock`] | injected time |
 //! | [`error`] | the error type and its mapping into tower-sessions |
 #![deny(missing_docs)]
@@ -29,7 +29,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use schema::ItemSchema;
 pub use store::{DynamoStore, Loaded, WriteOutcome};
-pub use table::TableCreated;
+pub use table::{TableCheck, TableCreated, TableProblem, TtlStatus, check_table};
 /// The tower-sessions-core 0.15 this store implements `SessionStore` of.
 #[cfg(feature = "tower-sessions")]
 pub use tower_sessions_core;

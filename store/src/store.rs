@@ -24,10 +24,16 @@ pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(14 * 24 * 60 * 60);
 pub const DEFAULT_TOUCH_AFTER: StdDuration = StdDuration::from_secs(10);
 /// Default number of sessions whose last write is remembered for throttling.
 pub const DEFAULT_THROTTLE_CAPACITY: usize = 10_000;
-/// Default timeout of one HTTP attempt, applied when the client sets none.
-pub const DEFAULT_ATTEMPT_TIMEOUT: StdDuration = StdDuration::from_secs(5);
-/// Default timeout of a whole operation (all retries), applied when the client sets none.
-pub const DEFAULT_OPERATION_TIMEOUT: StdDuration = StdDuration::from_secs(15);
+/// Default timeout of one HTTP attempt, applied when the client sets none: 2 s, two
+/// hundred times DynamoDB's usual latency, so a slow attempt is retried well before a
+/// user gives up.
+pub const DEFAULT_ATTEMPT_TIMEOUT: StdDuration = StdDuration::from_secs(2);
+/// Default timeout of a whole operation (all its attempts), applied when the client sets
+/// none: 5 s. A web request loads and saves its session (two calls): when DynamoDB stalls,
+/// it fails within 5 s (the load) and at most 10 s (a load that just made it, then the
+/// save), well inside API Gateway's 29 s, and the session is kept (nothing is deleted).
+/// Set both with [`DynamoStore::with_timeouts`].
+pub const DEFAULT_OPERATION_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 
 /// A session store backed by one DynamoDB table.
 ///
@@ -190,6 +196,17 @@ impl DynamoStore {
         schema.validate()?;
         self.schema = Arc::new(schema);
         Ok(self)
+    }
+
+    /// Cuts every attempt after `attempt` and every call, its retries included, after
+    /// `operation` (defaults [`DEFAULT_ATTEMPT_TIMEOUT`], 2 s, and
+    /// [`DEFAULT_OPERATION_TIMEOUT`], 5 s, when the client had none), replacing the
+    /// client's own: the store keeps a copy of the client with these (same credentials,
+    /// region, endpoint and interceptors). A call cut short is an [`Error::DynamoDb`]
+    /// marked transient, and nothing in the table is changed by the cut.
+    pub fn with_timeouts(mut self, attempt: StdDuration, operation: StdDuration) -> Self {
+        self.client = with_timeouts(self.client.clone(), attempt, operation);
+        self
     }
 
     /// Lifetime of records saved without an expiry (default two weeks).
@@ -378,7 +395,7 @@ impl DynamoStore {
             .key(self.schema.key_attribute(), AttributeValue::S(key))
             .send()
             .await
-            .map_err(|e| Error::from_sdk("DeleteItem", e))?;
+            .map_err(|e| Error::from_sdk("DeleteItem", &self.table, e))?;
         tracing::debug!(session = %redact(id), "deleted session");
         Ok(())
     }
@@ -454,7 +471,7 @@ impl DynamoStore {
             .consistent_read(self.consistent_read)
             .send()
             .await
-            .map_err(|e| Error::from_sdk("GetItem", e))?;
+            .map_err(|e| Error::from_sdk("GetItem", &self.table, e))?;
         let Some(item) = out.item else {
             self.cache.forget(key);
             return Ok(None);
@@ -561,7 +578,7 @@ impl DynamoStore {
                 let Some(PutItemError::ConditionalCheckFailedException(refused)) =
                     err.as_service_error()
                 else {
-                    return Err(Error::from_sdk("PutItem", err));
+                    return Err(Error::from_sdk("PutItem", &self.table, err));
                 };
                 let found_claim = refused
                     .item()
@@ -612,7 +629,7 @@ impl DynamoStore {
             }
             Err(err) => {
                 self.cache.forget(key);
-                Err(Error::from_sdk("UpdateItem", err))
+                Err(Error::from_sdk("UpdateItem", &self.table, err))
             }
         }
     }
@@ -627,9 +644,15 @@ fn with_default_timeouts(client: Client) -> Client {
     if has_timeouts {
         return client;
     }
+    with_timeouts(client, DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT)
+}
+
+/// `client` with these attempt and operation timeouts (its connect timeout kept).
+fn with_timeouts(client: Client, attempt: StdDuration, operation: StdDuration) -> Client {
+    let config = client.config();
     let mut timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-        .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
-        .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation);
     if let Some(connect) = config.timeout_config().and_then(|t| t.connect_timeout()) {
         timeouts = timeouts.connect_timeout(connect);
     }

@@ -10,8 +10,8 @@
 //! wins), so the same settings work in both places, and are validated by the same code
 //! ([`SweepConfig::from_lookup_named`]), which names the flag in its errors. The report is
 //! printed to stdout as JSON; logs go to stderr. Exit status: 0 done (or stopped early by
-//! `--max-seconds`), 1 segments failed or the checkpoint unreadable, 2 invalid arguments
-//! or configuration.
+//! `--max-seconds`), 1 segments failed, or the table or the checkpoint could not be read,
+//! 2 invalid arguments or configuration (a table that cannot hold sessions included).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -181,6 +181,11 @@ pub async fn main(args: Vec<String>) -> ExitCode {
     let (report, code) = match sweeper.run(&config, budget).await {
         Ok(report) => (report, ExitCode::SUCCESS),
         Err(SweepError::Failed { report }) => (*report, ExitCode::FAILURE),
+        // A table that cannot hold sessions is a configuration error, as a bad flag is.
+        Err(err @ SweepError::InvalidConfig(_)) => {
+            eprintln!("sweeper: {err}");
+            return ExitCode::from(2);
+        }
         Err(err) => {
             eprintln!("sweeper: {err}");
             return ExitCode::FAILURE;

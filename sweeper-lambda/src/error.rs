@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use lambda_runtime::Diagnostic;
 
 use crate::config::ConfigError;
@@ -21,6 +21,18 @@ pub enum SweepError {
     /// scanned.
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
+
+    /// The table could not be checked before the sweep (credentials, permissions,
+    /// network): the store's error, in words. Nothing was scanned.
+    #[error("could not check the table before sweeping: {message}")]
+    #[non_exhaustive]
+    TableCheck {
+        /// The store's error, in words.
+        message: String,
+        /// Whether a later run may succeed (a timeout, throttling): the sweep goes on
+        /// then, and only a lasting failure is returned.
+        transient: bool,
+    },
 
     /// The checkpoint item could not be read. Nothing was scanned.
     #[error("could not read the sweep checkpoint: {0}")]
@@ -53,8 +65,27 @@ impl SweepError {
     pub fn error_type(&self) -> &'static str {
         match self {
             SweepError::InvalidConfig(_) => "SweepError.InvalidConfig",
+            SweepError::TableCheck { .. } => "SweepError.TableCheck",
             SweepError::Checkpoint(_) => "SweepError.Checkpoint",
             SweepError::Failed { .. } => "SweepError.Failed",
+        }
+    }
+
+    /// The error of the table's startup check: a table that cannot hold sessions is an
+    /// invalid configuration (named as the table); a failed check is
+    /// [`SweepError::TableCheck`].
+    pub fn from_table_check(err: dynamo_session_store::Error) -> Self {
+        match err {
+            dynamo_session_store::Error::Table { table, problem, .. } => {
+                SweepError::InvalidConfig(ConfigError::new(
+                    format!("table `{table}`"),
+                    format!("cannot hold sessions: {problem}"),
+                ))
+            }
+            other => SweepError::TableCheck {
+                transient: other.is_transient(),
+                message: other.to_string(),
+            },
         }
     }
 
@@ -212,7 +243,7 @@ impl CallError {
             operation,
             code,
             transient,
-            message: DisplayErrorContext(err).to_string(),
+            message: dynamo_session_store::error::in_words(err),
         }
     }
 

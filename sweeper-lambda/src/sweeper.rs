@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use dynamo_session_store::clock::{SharedClock, SystemClock};
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
@@ -23,6 +24,8 @@ pub struct Sweeper {
     pub(crate) clock: SharedClock,
     emit_metrics: bool,
     function_name: Option<String>,
+    /// The table passed the startup check: once per process (a warm Lambda checks once).
+    table_checked: Arc<OnceCell<()>>,
 }
 
 impl std::fmt::Debug for Sweeper {
@@ -45,6 +48,7 @@ impl Sweeper {
             clock: Arc::new(SystemClock),
             emit_metrics: true,
             function_name: None,
+            table_checked: Arc::new(OnceCell::new()),
         }
     }
 
@@ -72,16 +76,73 @@ impl Sweeper {
         &self.config
     }
 
-    /// Runs one sweep with `config` and `budget`, logging and emitting the report.
+    /// Checks the table once per process ([`dynamo_session_store::check_table`]): it
+    /// exists, and its key is the configured key attribute, a String. Logs each warning
+    /// (TTL off, or on another attribute). The check takes one attempt timeout at most,
+    /// and never runs past `budget`'s deadline: when it gets no answer in that time, or a
+    /// transient error, the sweep goes on (its own calls retry, within the deadline) and
+    /// the next run checks again.
     ///
     /// # Errors
-    /// [`SweepError::InvalidConfig`] for an invalid `config`, [`SweepError::Checkpoint`]
-    /// when the checkpoint cannot be read, [`SweepError::Failed`] when segments failed.
+    /// [`SweepError::InvalidConfig`] naming what is wrong with the table and the setting to
+    /// change; [`SweepError::TableCheck`] when the check fails for good (credentials,
+    /// permissions).
+    pub async fn check_table(
+        &self,
+        config: &SweepConfig,
+        budget: &Budget,
+    ) -> Result<(), SweepError> {
+        let limit = tokio::time::Instant::now().checked_add(config.retry().attempt_timeout());
+        let cut = match (budget.deadline(), limit) {
+            (Some(deadline), Some(limit)) => Some(deadline.min(limit)),
+            (deadline, limit) => deadline.or(limit),
+        };
+        let check = self.table_checked.get_or_try_init(|| async {
+            let schema = config.schema();
+            let check = dynamo_session_store::check_table(&self.client, config.table(), schema)
+                .await
+                .map_err(SweepError::from_table_check)?;
+            for warning in check.warnings(config.table(), schema) {
+                tracing::warn!("{warning}");
+            }
+            Ok::<(), SweepError>(())
+        });
+        let outcome = match cut {
+            Some(cut) => tokio::time::timeout_at(cut, check).await,
+            None => Ok(check.await),
+        };
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SweepError::TableCheck {
+                transient: true,
+                message,
+            })) => {
+                tracing::warn!(error = %message, "could not check the table; sweeping anyway");
+                Ok(())
+            }
+            Ok(Err(err)) => Err(err),
+            Err(_) => {
+                tracing::warn!("no answer to the table check in time; sweeping anyway");
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one sweep with `config` and `budget`, logging and emitting the report, after
+    /// the table's startup check ([`Sweeper::check_table`]).
+    ///
+    /// # Errors
+    /// [`SweepError::InvalidConfig`] for an invalid `config` or table,
+    /// [`SweepError::TableCheck`] when the table could not be checked,
+    /// [`SweepError::Checkpoint`] when the checkpoint cannot be read,
+    /// [`SweepError::Failed`] when segments failed.
     pub async fn run(
         &self,
         config: &SweepConfig,
         budget: Budget,
     ) -> Result<SweepReport, SweepError> {
+        config.validate()?;
+        self.check_table(config, &budget).await?;
         let report = sweep(&self.client, config, self.clock.as_ref(), budget).await?;
         tracing::info!(
             table = %report.table,

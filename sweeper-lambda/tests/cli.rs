@@ -121,3 +121,58 @@ fn extreme_flags_exit_2_never_101() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_table_exits_2_naming_the_setting() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let local = LocalDynamo::embedded().expect("embedded server");
+    let endpoint = local.endpoint().unwrap().to_owned();
+    let client = local.client().await;
+    client
+        .create_table()
+        .table_name("keyed-pk")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for (table, words) in [
+        ("keyed-pk", "its partition key is `pk`, not `id`"),
+        ("no-such-table", "does not exist"),
+    ] {
+        let out = sweeper()
+            .args(["--table", table, "--endpoint", &endpoint])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("sweeper: "))
+            .unwrap_or_else(|| panic!("no error line in: {stderr}"));
+        assert!(
+            line.contains(&format!("table `{table}`")) && line.contains(words),
+            "{line}"
+        );
+        assert!(!stderr.contains("Error {"), "{stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "no report for a sweep that never ran"
+        );
+    }
+}

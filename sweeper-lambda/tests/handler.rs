@@ -10,7 +10,7 @@ use dynamo_session_store::clock::Clock;
 use integration_tests::{TestTable, far_future_clock, put_request, session_item, write_batch};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use local_dynamodb::LocalDynamo;
-use local_dynamodb::faults::FaultProxy;
+use local_dynamodb::faults::{Fault, FaultPlan, FaultProxy};
 use serde_json::Value;
 use sweeper_lambda::client::dynamodb_client;
 use sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT;
@@ -163,21 +163,26 @@ async fn too_little_time_for_the_checkpoint_is_refused_and_none_at_all_starts_no
 #[tokio::test]
 async fn failing_segments_fail_the_invocation_with_the_report() {
     let (client, clock) = (client().await, far_future_clock());
-    // A missing table: the checkpoint read fails first...
+    // A missing table: named by the startup check, an invalid configuration...
     let sweeper = sweeper(client.clone(), "no-such-table", &clock);
     let err = sweeper
         .handle(event(b"{}", context_with_deadline(&clock, 900)))
         .await
         .unwrap_err();
-    assert_eq!(err.error_type(), "SweepError.Checkpoint");
-    assert!(err.to_string().contains("ResourceNotFound"), "{err}");
-    // ...and without checkpoints every segment fails, reported, not panicking.
-    let sweeper = Sweeper::new(
-        client,
-        SweepConfig::new("no-such-table").with_checkpoint(false),
-    )
-    .with_clock(Arc::new(clock.clone()))
-    .with_metrics(false);
+    assert_eq!(err.error_type(), "SweepError.InvalidConfig");
+    assert!(
+        err.to_string()
+            .starts_with("invalid table `no-such-table`: cannot hold sessions: it does not exist"),
+        "{err}"
+    );
+    // ...and when every scan is refused, every segment fails, reported, not panicking.
+    let table = table(&clock, 5, 0).await;
+    let proxy = FaultProxy::in_front_of(local()).expect("fault proxy");
+    proxy.set_plan(FaultPlan::new(1.0, vec![Fault::StartKeyRejected]).only(["Scan"]));
+    let refused = dynamodb_client(Some(&proxy.endpoint()), DEFAULT_ATTEMPT_TIMEOUT).await;
+    let sweeper = Sweeper::new(refused, SweepConfig::new(table.name.as_str()))
+        .with_clock(Arc::new(clock.clone()))
+        .with_metrics(false);
     let err = sweeper
         .handle(event(b"{}", context_with_deadline(&clock, 900)))
         .await
@@ -185,8 +190,12 @@ async fn failing_segments_fail_the_invocation_with_the_report() {
     let report = err.report().expect("a report");
     assert_eq!(report.segments_failed, 8);
     assert_eq!(report.errors.len(), 8);
-    assert!(report.errors[0].contains("ResourceNotFound"), "{report:?}");
+    assert!(
+        report.errors[0].contains("ValidationException"),
+        "{report:?}"
+    );
     assert_eq!(Diagnostic::from(err).error_type, "SweepError.Failed");
+    assert_eq!(count(&client, &table.name).await, 5, "nothing deleted");
 }
 
 /// A handler invocation 2 s before its deadline, against a table that never answers.

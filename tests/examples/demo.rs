@@ -92,6 +92,8 @@ async fn run() -> Result<(), BoxError> {
         TableCreated::Created => println!("table:    {table} (created, TTL on `expires`)"),
         _ => println!("table:    {table} (already there)"),
     }
+    // An existing table of another shape is named now, with the setting to change.
+    store.check_table().await?;
 
     // Rolling expiry: every request pushes the expiry to now + INACTIVITY. The store keeps this
     // cheap: unchanged data costs a write at most once per `touch_after` (10 s).
