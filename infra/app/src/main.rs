@@ -15,5 +15,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store = DynamoStore::from_env(settings.table())
         .await
         .with_schema(settings.schema().clone())?;
+    // A wrong table, or missing permissions, fails the cold start with one line naming
+    // it and the setting to change, instead of a 500 on every request.
+    store.check_table().await?;
     lambda_http::run(app(store, DEFAULT_INACTIVITY)).await
 }
