@@ -74,6 +74,10 @@ pub struct SweepReport {
     pub complete: bool,
     /// Whether resume cursors were saved (the sweep stopped early with checkpoints on).
     pub checkpoint_saved: bool,
+    /// The checkpoint could not be read before the work deadline (its retries ran out of
+    /// time, though the run had time left): nothing was scanned and nothing written, so
+    /// a sweep from the top cannot overwrite the real progress with its own.
+    pub checkpoint_unread: bool,
     /// Why segments failed, refused statements, and any checkpoint failure (no session
     /// ids in here).
     pub errors: Vec<String>,
@@ -210,6 +214,7 @@ mod tests {
             duration: Duration::from_millis(1234),
             complete: false,
             checkpoint_saved: true,
+            checkpoint_unread: false,
             errors: vec!["segment 3: boom".into()],
         }
     }

@@ -380,12 +380,14 @@ async fn visit(app: &Router, cookie: Option<&str>) -> (StatusCode, Option<String
     (status, set, String::from_utf8_lossy(&body).into_owned())
 }
 
-#[tokio::test]
-async fn a_request_fails_fast_during_a_stall_and_keeps_its_session() {
+/// A tower-sessions app through the fault proxy: two visits, then a full stall (every
+/// request held far longer than the timeouts), then DynamoDB back. Returns how long the
+/// stalled request took.
+async fn stall_and_recover() -> Duration {
     let table = TestTable::new("stall").await;
     let proxy = FaultProxy::in_front_of(LocalDynamo::shared()).expect("start fault proxy");
     // Short timeouts, the defaults' shape (attempt < operation): the bound scales with
-    // them, and the default run does not wait for the defaults' 5 s.
+    // them, and no run waits for the defaults' 5 s.
     let store = proxied_store(&proxy, &table.name).await;
     let app = Router::new()
         .route("/", get(count))
@@ -396,7 +398,8 @@ async fn a_request_fails_fast_during_a_stall_and_keeps_its_session() {
     let cookie = cookie.expect("a session cookie");
     assert_eq!(visit(&app, Some(&cookie)).await.2, "2");
 
-    // DynamoDB stalls: every request is held far longer than the timeouts.
+    // DynamoDB stalls: the request fails (the load is cut at the operation timeout, and
+    // nothing else is attempted).
     proxy.set_plan(
         FaultPlan::new(1.0, vec![Fault::Timeout]).with_timeout_hold(Duration::from_secs(10)),
     );
@@ -404,11 +407,24 @@ async fn a_request_fails_fast_during_a_stall_and_keeps_its_session() {
     let (status, _, _) = visit(&app, Some(&cookie)).await;
     let took = started.elapsed();
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    // The load is cut at the operation timeout (700 ms); nothing else is attempted.
-    assert!(took < Duration::from_millis(2_000), "{took:?}");
 
     // DynamoDB is back: the very next request works, with the session as it was.
     proxy.set_plan(FaultPlan::none());
     let (status, _, body) = visit(&app, Some(&cookie)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "3"));
+    took
+}
+
+#[tokio::test]
+async fn a_request_fails_during_a_stall_and_the_next_keeps_its_session() {
+    stall_and_recover().await;
+}
+
+#[tokio::test]
+#[ignore = "soak: asserts on wall-clock time; run with `cargo test --workspace -- --ignored`"]
+async fn a_request_fails_within_the_bound_during_a_stall() {
+    // The bound for these timeouts: one call, cut at its 700 ms operation timeout (the
+    // defaults: 5 s), plus scheduling slack.
+    let took = stall_and_recover().await;
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
 }

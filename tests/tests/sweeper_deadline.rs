@@ -310,3 +310,73 @@ async fn the_server_answers_deletes_in_the_shapes_the_sweeper_reads() {
         .expect("ExecuteStatement");
     assert!(out.items().is_empty(), "{:?}", out.items());
 }
+
+/// A checkpoint read cut short by the deadline while the run still had time (the next
+/// back-off would not fit) is not "no checkpoint": the run does no work and writes
+/// nothing, so it cannot overwrite the real progress with its own, and its report says
+/// why. The next run, with DynamoDB answering, resumes from the real checkpoint.
+#[tokio::test]
+async fn a_checkpoint_read_cut_short_does_no_work_and_writes_nothing() {
+    let b = Behind::new("sweep-cut-checkpoint-read").await;
+    b.seed(200, 10).await;
+    let clock = far_future_clock();
+    let config = b.config().with_total_segments(4);
+    // Real progress: one run of two pages, past the proxy.
+    let first = sweep(
+        &b.table.client,
+        &config,
+        &clock,
+        Budget::unlimited().with_max_pages(2),
+    )
+    .await
+    .unwrap();
+    assert!(first.checkpoint_saved && first.deleted > 0, "{first:?}");
+    let key = config.checkpoint_key().unwrap();
+    let saved = b.table.raw_get(&key).await.expect("the real checkpoint");
+
+    // Every GetItem throttled, back-offs that soon outgrow the time left: 300 ms, 600 ms,
+    // then 1.2 s against a work deadline about 1 s away.
+    b.proxy.set_plan(
+        FaultPlan::new(1.0, vec![Fault::Throttling])
+            .only(["GetItem"])
+            .at_most(10),
+    );
+    let retry = RetryPolicy::new(10, Duration::from_millis(300), Duration::from_secs(2))
+        .with_attempt_timeout(Duration::from_millis(100))
+        .without_jitter();
+    let cut_config = config.clone().with_retry(retry);
+    let reserve = cut_config.retry().checkpoint_reserve();
+    let report = sweep(
+        &b.client,
+        &cut_config,
+        &clock,
+        Budget::for_duration(reserve + Duration::from_millis(1_000)),
+    )
+    .await
+    .expect("a report: nothing failed, time ran out");
+    assert!(report.checkpoint_unread, "{report:?}");
+    assert!(report.retries >= 1, "{report:?}");
+    assert_eq!(
+        (report.pages, report.deleted),
+        (0, 0),
+        "no work: {report:?}"
+    );
+    assert!(!report.complete && !report.checkpoint_saved, "{report:?}");
+    assert_eq!(
+        b.table.raw_get(&key).await.as_ref(),
+        Some(&saved),
+        "nothing written"
+    );
+
+    // DynamoDB answers again: the next run resumes from the real progress.
+    b.proxy.set_plan(FaultPlan::none());
+    let next = sweep(&b.client, &config, &clock, Budget::unlimited())
+        .await
+        .unwrap();
+    assert!(next.complete && !next.checkpoint_unread, "{next:?}");
+    assert!(
+        next.segments_resumed > 0 || next.segments_completed < 4,
+        "{next:?}"
+    );
+    assert_eq!(first.deleted + next.deleted, 200);
+}

@@ -107,11 +107,19 @@ pub(crate) async fn sweep_with_hook(
             "no time left for work before the deadline, less the checkpoint's reserve"
         );
     }
+    // A checkpoint read that the deadline cut short is not "no checkpoint": sweeping from
+    // the top and saving would overwrite the real progress with this run's. No work, no
+    // write, and the report says why.
+    let mut checkpoint_unread = false;
     let previous = if use_checkpoint {
         match checkpoint::load(client, config, &checkpoint_key, &budget, &tally).await {
             Ok(previous) => previous,
             Err(Stop::Failed(err)) => return Err(SweepError::Checkpoint(err)),
-            Err(Stop::Deadline) => None,
+            Err(Stop::Deadline) => {
+                tracing::warn!("the checkpoint could not be read in time: no work this run");
+                checkpoint_unread = true;
+                None
+            }
         }
     } else {
         None
@@ -120,7 +128,7 @@ pub(crate) async fn sweep_with_hook(
     let slice = config.slice();
     let start = previous.clone().unwrap_or_default();
     let queue: VecDeque<_> = (slice.start..slice.end)
-        .filter(|s| !start.is_done(*s))
+        .filter(|s| !checkpoint_unread && !start.is_done(*s))
         .map(|s| (s, start.cursor(s).cloned()))
         .collect();
     let run = Arc::new(Run::new(client, config, cutoff, budget, tally, hook, queue));
@@ -137,7 +145,7 @@ pub(crate) async fn sweep_with_hook(
     let complete = completed == slice.len();
 
     let mut checkpoint_saved = false;
-    if use_checkpoint {
+    if use_checkpoint && !checkpoint_unread {
         let outcome = write_checkpoint(
             client,
             config,
@@ -185,6 +193,7 @@ pub(crate) async fn sweep_with_hook(
         duration: started.elapsed(),
         complete,
         checkpoint_saved,
+        checkpoint_unread,
         errors,
     })
 }
