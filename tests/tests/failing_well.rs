@@ -356,28 +356,8 @@ async fn count(session: Session) -> Result<String, StatusCode> {
 
 /// One GET of `/` with `cookie`: (status, the session cookie set, the body).
 async fn visit(app: &Router, cookie: Option<&str>) -> (StatusCode, Option<String>, String) {
-    use axum::body::Body;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    let mut request = axum::http::Request::get("/");
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", format!("id={cookie}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let set = response
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("id="))
-        .map(|v| v.split(';').next().unwrap().to_owned());
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, set, String::from_utf8_lossy(&body).into_owned())
+    let (status, set, body) = integration_tests::http::request(app, "/", cookie).await;
+    (status, set.map(|c| c.value), body)
 }
 
 /// A tower-sessions app through the fault proxy: two visits, then a full stall (every
