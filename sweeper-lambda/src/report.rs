@@ -78,6 +78,9 @@ pub struct SweepReport {
     /// time, though the run had time left): nothing was scanned and nothing written, so
     /// a sweep from the top cannot overwrite the real progress with its own.
     pub checkpoint_unread: bool,
+    /// Another run of this slice wrote the checkpoint after this run read it: this run's
+    /// progress was not saved (its deletes stand; the other run's checkpoint is kept).
+    pub checkpoint_conflict: bool,
     /// Why segments failed, refused statements, and any checkpoint failure (no session
     /// ids in here).
     pub errors: Vec<String>,
@@ -215,6 +218,7 @@ mod tests {
             complete: false,
             checkpoint_saved: true,
             checkpoint_unread: false,
+            checkpoint_conflict: false,
             errors: vec!["segment 3: boom".into()],
         }
     }

@@ -638,3 +638,157 @@ async fn custom_attribute_names_work_with_both_strategies() {
         assert_eq!(keys_in(&table, &schema).await, seeded.survivors());
     }
 }
+
+/// Runs a whole other sweep of the slice the first time it is called: a run overlapping
+/// the one it is hooked into, which read the same checkpoint, finishes the pass and clears
+/// the checkpoint before the first run writes.
+struct OverlapOnce {
+    client: aws_sdk_dynamodb::Client,
+    config: SweepConfig,
+    clock: ManualClock,
+    other: tokio::sync::Mutex<Option<SweepReport>>,
+}
+
+#[async_trait]
+impl PageHook for OverlapOnce {
+    async fn before_delete(&self, _segment: u32, _expired: &[String]) {
+        let mut other = self.other.lock().await;
+        if other.is_none() {
+            let report =
+                sweeper_lambda::sweep(&self.client, &self.config, &self.clock, Budget::unlimited())
+                    .await
+                    .expect("the overlapping sweep");
+            *other = Some(report);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_overlapping_run_cannot_leave_a_stale_checkpoint_that_skips_segments() {
+    let (table, schema, clock, seeded) = fixture("sweep-overlap", 10, 120).await;
+    // A page holds a whole segment: every page finishes one.
+    let config = SweepConfig::new(table.name.as_str())
+        .with_total_segments(4)
+        .with_page_size(1_000);
+    let first = sweep(
+        &table.client,
+        &config,
+        &clock,
+        Budget::unlimited().with_max_pages(1),
+    )
+    .await
+    .unwrap();
+    assert!(
+        first.checkpoint_saved && first.segments_completed == 1,
+        "{first:?}"
+    );
+
+    // Run B reads that checkpoint; on its first page, run A (reading the same one)
+    // finishes the pass and clears it. B then stops after two pages: its save, with two
+    // more segments done, would tell the next pass to skip three of four segments.
+    let hook = Arc::new(OverlapOnce {
+        client: table.client.clone(),
+        config: config.clone(),
+        clock: clock.clone(),
+        other: tokio::sync::Mutex::new(None),
+    });
+    let b = sweep_with_hook(
+        &table.client,
+        &config,
+        &clock,
+        Budget::unlimited().with_max_pages(2),
+        hook.clone(),
+    )
+    .await
+    .unwrap();
+    let a = hook
+        .other
+        .lock()
+        .await
+        .take()
+        .expect("the overlapping run ran");
+    assert!(a.complete, "{a:?}");
+    assert!(b.checkpoint_conflict && !b.checkpoint_saved, "{b:?}");
+    assert!(b.errors.is_empty(), "a conflict is not a failure: {b:?}");
+    assert!(
+        checkpoint_items(&table, &schema).await.is_empty(),
+        "A's clear stands"
+    );
+    assert_eq!(keys_in(&table, &schema).await, seeded.survivors());
+
+    // Sessions expire everywhere after that pass; the next pass sweeps every segment.
+    let later: Vec<_> = (0..40)
+        .map(|i| session(&schema, &format!("later-{i:03}"), n(now(&clock) - 50)))
+        .collect();
+    table.batch_put(later, 4).await;
+    let next = sweep(&table.client, &config, &clock, Budget::unlimited())
+        .await
+        .unwrap();
+    assert!(
+        next.complete && next.segments_completed == 4,
+        "no segment skipped: {next:?}"
+    );
+    assert_eq!(next.deleted, 40);
+    assert_eq!(
+        keys_in(&table, &schema).await,
+        seeded.survivors(),
+        "0 expired left, 0 live lost"
+    );
+}
+
+#[tokio::test]
+async fn two_runs_of_one_slice_at_once_lose_nothing_and_skip_nothing() {
+    use local_dynamodb::faults::FaultProxy;
+    let (table, schema, clock, seeded) = fixture("sweep-two-at-once", 20, 300).await;
+    let proxy = FaultProxy::in_front_of(integration_tests::LocalDynamo::shared())
+        .expect("start fault proxy");
+    proxy.set_latency(std::time::Duration::from_millis(5));
+    let slow = sweeper_lambda::client::dynamodb_client(
+        Some(&proxy.endpoint()),
+        sweeper_lambda::config::DEFAULT_ATTEMPT_TIMEOUT,
+    )
+    .await;
+    let config = SweepConfig::new(table.name.as_str())
+        .with_total_segments(4)
+        .with_page_size(25);
+    // Two runs at once, each cut short by its own page budget, then runs one at a time
+    // until a pass completes.
+    let (a, b) = tokio::join!(
+        sweep(
+            &slow,
+            &config,
+            &clock,
+            Budget::unlimited().with_max_pages(5)
+        ),
+        sweep(
+            &slow,
+            &config,
+            &clock,
+            Budget::unlimited().with_max_pages(7)
+        ),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.errors.is_empty() && b.errors.is_empty(), "{a:?} {b:?}");
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let next = sweep(
+            &slow,
+            &config,
+            &clock,
+            Budget::unlimited().with_max_pages(6),
+        )
+        .await
+        .unwrap();
+        if next.complete {
+            break;
+        }
+        assert!(passes < 50, "never finished");
+    }
+    assert_eq!(
+        keys_in(&table, &schema).await,
+        seeded.survivors(),
+        "0 expired left, 0 live lost"
+    );
+    assert!(checkpoint_items(&table, &schema).await.is_empty());
+}

@@ -12,7 +12,8 @@
 //!   most DynamoDB's 2,048-byte key size. It need not carry the sessions' key prefix:
 //!   DynamoDB's `LastEvaluatedKey` is the last item *evaluated*, filtered out or not, so
 //!   in a table shared with other items it is legitimately another item's key;
-//! - attributes other than the key, `done`, `cursors` and `updated` are discarded.
+//! - attributes other than the key, `done`, `cursors`, `updated` and `token` are
+//!   discarded.
 
 use std::collections::HashMap;
 
@@ -30,10 +31,13 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 const DONE: &str = "done";
 const CURSORS: &str = "cursors";
 const UPDATED: &str = "updated";
+/// The write token: a random value each write sets, and the next write requires.
+pub(crate) const TOKEN: &str = "token";
 
 impl Checkpoint {
-    /// The checkpoint item for `key`, written at `updated` (epoch seconds).
-    pub fn to_item(&self, schema: &ItemSchema, key: String, updated: i64) -> Item {
+    /// The checkpoint item for `key`, written at `updated` (epoch seconds), with the
+    /// write token `token`.
+    pub fn to_item(&self, schema: &ItemSchema, key: String, updated: i64, token: &str) -> Item {
         let cursors = self
             .cursors
             .iter()
@@ -44,6 +48,7 @@ impl Checkpoint {
             (DONE.to_owned(), AttributeValue::S(ranges(&self.done))),
             (CURSORS.to_owned(), AttributeValue::M(cursors)),
             (UPDATED.to_owned(), AttributeValue::N(updated.to_string())),
+            (TOKEN.to_owned(), AttributeValue::S(token.to_owned())),
         ])
     }
 
@@ -67,9 +72,9 @@ impl Checkpoint {
                         }
                     }
                 }
-                (UPDATED, AttributeValue::N(_)) => {}
+                (UPDATED, AttributeValue::N(_)) | (TOKEN, AttributeValue::S(_)) => {}
                 (name, _) if name == schema.key_attribute() => {}
-                (DONE | CURSORS | UPDATED, other) => {
+                (DONE | CURSORS | UPDATED | TOKEN, other) => {
                     discarded.push(format!("`{name}` is {}", type_name(other)));
                 }
                 (name, _) => discarded.push(format!("unknown attribute `{name}`")),
@@ -257,6 +262,7 @@ mod tests {
             &schema,
             schema.reserved_key("sweeper-checkpoint/4-8of8").unwrap(),
             1,
+            "t",
         );
         assert_eq!(item["id"], s("!sweeper-checkpoint/4-8of8"));
         assert!(!item.contains_key("expires"));
@@ -269,7 +275,7 @@ mod tests {
         // What this sweeper writes for its own slice reads back whole.
         let mut own = cp.clone();
         own.forget(9);
-        let (back, discarded) = read(&own.to_item(&schema, "k".into(), 1), 4, 8);
+        let (back, discarded) = read(&own.to_item(&schema, "k".into(), 1, "t"), 4, 8);
         assert_eq!(back, own);
         assert!(discarded.is_empty(), "{discarded:?}");
     }

@@ -11,6 +11,16 @@
 //! | `done`    | S    | finished segments as ranges, e.g. `0-3,5` |
 //! | `cursors` | M    | segment number → the `LastEvaluatedKey` to continue from |
 //! | `updated` | N    | when it was written, epoch seconds |
+//! | `token`   | S    | a random token each write sets |
+//!
+//! **Overlapping runs** of one slice (a manual invocation during a scheduled one, a CLI
+//! run, a retry) work safely beside each other: their deletes are conditional, and every
+//! checkpoint write (the save, or the clear at the end of a pass) requires the item to be
+//! the one this run read: absent if it read none, else holding the token it read
+//! ([`Expect`]). The first run to write wins; a later one's write is refused, its progress
+//! is not saved (its deletes stand), and its report says so (`checkpoint_conflict`). So a
+//! run can never leave behind a stale checkpoint that marks segments done after another
+//! run finished the pass: the next pass would skip them.
 //!
 //! It is read once when a sweep starts (`GetItem`), written once when a sweep stops early
 //! (`PutItem`), and deleted when a sweep finishes its slice (`DeleteItem`): the three
@@ -24,10 +34,11 @@
 
 mod item;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
+use dynamo_session_store::schema::KEY_ALIAS;
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
@@ -83,6 +94,72 @@ impl Checkpoint {
     }
 }
 
+/// What a checkpoint write requires of the item in the table: that it is still the one
+/// this run read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// No item was read: the write requires there still is none.
+    Absent,
+    /// The item read held this token.
+    Token(String),
+    /// The item read held no valid token (written before tokens, or by someone else):
+    /// the write requires there still is none.
+    Untokened,
+}
+
+/// A write's condition: expression, names, values.
+#[derive(Debug, Clone)]
+struct Condition {
+    expression: String,
+    names: HashMap<String, String>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Expect {
+    /// The write's condition, for a table keyed by `key_attribute`.
+    fn condition(&self, key_attribute: &str) -> Condition {
+        let token = || ("#t".to_owned(), item::TOKEN.to_owned());
+        let key = || (KEY_ALIAS.to_owned(), key_attribute.to_owned());
+        let (expression, names, values) = match self {
+            Expect::Absent => (
+                format!("attribute_not_exists({KEY_ALIAS})"),
+                HashMap::from([key()]),
+                None,
+            ),
+            Expect::Token(t) => (
+                "#t = :t".to_owned(),
+                HashMap::from([token()]),
+                Some(HashMap::from([(
+                    ":t".to_owned(),
+                    AttributeValue::S(t.clone()),
+                )])),
+            ),
+            Expect::Untokened => (
+                format!("attribute_exists({KEY_ALIAS}) AND NOT attribute_type(#t, :s)"),
+                HashMap::from([key(), token()]),
+                Some(HashMap::from([(
+                    ":s".to_owned(),
+                    AttributeValue::S("S".to_owned()),
+                )])),
+            ),
+        };
+        Condition {
+            expression,
+            names,
+            values,
+        }
+    }
+}
+
+/// How a checkpoint write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Written.
+    Done,
+    /// Refused: another run wrote the checkpoint since this one read it.
+    Conflict,
+}
+
 /// Reads the checkpoint of `config`'s slice (a consistent read); `None` when there is none.
 /// Its invalid parts are discarded with a warning and counted in `tally`; what is left
 /// (possibly nothing) is returned, so the item is rewritten or cleared at the end.
@@ -92,7 +169,7 @@ pub(crate) async fn load(
     key: &str,
     budget: &Budget,
     tally: &Tally,
-) -> Result<Option<Checkpoint>, Stop> {
+) -> Result<(Option<Checkpoint>, Expect), Stop> {
     let out = send_with_retries(Operation::GetItem, config.retry(), budget, tally, || {
         client
             .get_item()
@@ -108,7 +185,11 @@ pub(crate) async fn load(
     .await?;
     tally.read(out.consumed_capacity());
     let Some(item) = out.item else {
-        return Ok(None);
+        return Ok((None, Expect::Absent));
+    };
+    let expect = match item.get(item::TOKEN) {
+        Some(AttributeValue::S(token)) => Expect::Token(token.clone()),
+        _ => Expect::Untokened,
     };
     let (checkpoint, discarded) = Checkpoint::from_item(&item, config.schema(), config.slice());
     if let Some(first) = discarded.first() {
@@ -120,7 +201,7 @@ pub(crate) async fn load(
         );
         Tally::add(&tally.checkpoint_discarded, discarded.len() as u64);
     }
-    Ok(Some(checkpoint))
+    Ok((Some(checkpoint), expect))
 }
 
 /// Reads the saved checkpoint of `config`'s slice, if any (for tools and tests).
@@ -142,58 +223,97 @@ pub async fn read_checkpoint(
     )
     .await
     {
-        Ok(found) => Ok(found),
+        Ok((found, _)) => Ok(found),
         Err(Stop::Failed(err)) => Err(SweepError::Checkpoint(err)),
         Err(Stop::Deadline) => Ok(None),
     }
 }
 
-/// Writes the checkpoint of `config`'s slice, within `budget`.
+/// Writes the checkpoint of `config`'s slice, within `budget`, if the item is still as
+/// `expect` says.
 pub(crate) async fn save(
     client: &Client,
     config: &SweepConfig,
-    key: &str,
+    (key, expect): (&str, &Expect),
     checkpoint: &Checkpoint,
     updated: i64,
     budget: &Budget,
     tally: &Tally,
-) -> Result<(), Stop> {
-    let item = checkpoint.to_item(config.schema(), key.to_owned(), updated);
-    let out = send_with_retries(Operation::PutItem, config.retry(), budget, tally, || {
-        client
-            .put_item()
-            .table_name(config.table())
-            .set_item(Some(item.clone()))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-    })
-    .await?;
-    tally.wrote(out.consumed_capacity());
-    Ok(())
+) -> Result<Written, Stop> {
+    let token = format!("{:016x}", fastrand::u64(..));
+    let item = checkpoint.to_item(config.schema(), key.to_owned(), updated, &token);
+    let condition = expect.condition(config.schema().key_attribute());
+    let (written, consumed) =
+        send_with_retries(Operation::PutItem, config.retry(), budget, tally, || {
+            let sent = client
+                .put_item()
+                .table_name(config.table())
+                .set_item(Some(item.clone()))
+                .condition_expression(&condition.expression)
+                .set_expression_attribute_names(Some(condition.names.clone()))
+                .set_expression_attribute_values(condition.values.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            async move {
+                match sent.await {
+                    Ok(out) => Ok((Written::Done, out.consumed_capacity)),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok((Written::Conflict, None))
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+        })
+        .await?;
+    tally.wrote(consumed.as_ref());
+    Ok(written)
 }
 
-/// Deletes the checkpoint of `config`'s slice, within `budget`.
+/// Deletes the checkpoint of `config`'s slice, within `budget`, if the item is still as
+/// `expect` says.
 pub(crate) async fn clear(
     client: &Client,
     config: &SweepConfig,
-    key: &str,
+    (key, expect): (&str, &Expect),
     budget: &Budget,
     tally: &Tally,
-) -> Result<(), Stop> {
-    let out = send_with_retries(Operation::DeleteItem, config.retry(), budget, tally, || {
-        client
-            .delete_item()
-            .table_name(config.table())
-            .key(
-                config.schema().key_attribute(),
-                AttributeValue::S(key.to_owned()),
-            )
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-    })
-    .await?;
-    tally.wrote(out.consumed_capacity());
-    Ok(())
+) -> Result<Written, Stop> {
+    let condition = expect.condition(config.schema().key_attribute());
+    let (written, consumed): (Written, Option<ConsumedCapacity>) =
+        send_with_retries(Operation::DeleteItem, config.retry(), budget, tally, || {
+            let sent = client
+                .delete_item()
+                .table_name(config.table())
+                .key(
+                    config.schema().key_attribute(),
+                    AttributeValue::S(key.to_owned()),
+                )
+                .condition_expression(&condition.expression)
+                .set_expression_attribute_names(Some(condition.names.clone()))
+                .set_expression_attribute_values(condition.values.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send();
+            async move {
+                match sent.await {
+                    Ok(out) => Ok((Written::Done, out.consumed_capacity)),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok((Written::Conflict, None))
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+        })
+        .await?;
+    tally.wrote(consumed.as_ref());
+    Ok(written)
 }
 
 #[cfg(test)]

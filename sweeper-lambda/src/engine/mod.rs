@@ -33,7 +33,7 @@ use tokio::time::Instant;
 pub use hook::{NoHook, PageHook};
 
 use crate::budget::Budget;
-use crate::checkpoint::{self, Checkpoint};
+use crate::checkpoint::{self, Checkpoint, Expect, Written};
 use crate::config::SweepConfig;
 use crate::error::{CallError, Operation, SweepError};
 use crate::report::SweepReport;
@@ -111,18 +111,18 @@ pub(crate) async fn sweep_with_hook(
     // the top and saving would overwrite the real progress with this run's. No work, no
     // write, and the report says why.
     let mut checkpoint_unread = false;
-    let previous = if use_checkpoint {
+    let (previous, expect) = if use_checkpoint {
         match checkpoint::load(client, config, &checkpoint_key, &budget, &tally).await {
-            Ok(previous) => previous,
+            Ok(loaded) => loaded,
             Err(Stop::Failed(err)) => return Err(SweepError::Checkpoint(err)),
             Err(Stop::Deadline) => {
                 tracing::warn!("the checkpoint could not be read in time: no work this run");
                 checkpoint_unread = true;
-                None
+                (None, Expect::Absent)
             }
         }
     } else {
-        None
+        (None, Expect::Absent)
     };
 
     let slice = config.slice();
@@ -144,12 +144,12 @@ pub(crate) async fn sweep_with_hook(
     let completed = progress.done_segments().count() as u32;
     let complete = completed == slice.len();
 
-    let mut checkpoint_saved = false;
+    let (mut checkpoint_saved, mut checkpoint_conflict) = (false, false);
     if use_checkpoint && !checkpoint_unread {
         let outcome = write_checkpoint(
             client,
             config,
-            &checkpoint_key,
+            (&checkpoint_key, &expect),
             (previous.as_ref(), &progress, complete),
             clock.now().unix_timestamp(),
             &save_budget,
@@ -157,7 +157,15 @@ pub(crate) async fn sweep_with_hook(
         )
         .await;
         match outcome {
-            Ok(saved) => checkpoint_saved = saved,
+            Ok(Some(Written::Done)) => checkpoint_saved = !complete,
+            Ok(Some(Written::Conflict)) => {
+                tracing::warn!(
+                    "another run of this slice wrote the checkpoint first: this run's \
+                     progress is not saved (its deletes stand)"
+                );
+                checkpoint_conflict = true;
+            }
+            Ok(None) => {}
             Err(err) => {
                 tracing::error!(error = %err, "checkpoint not written");
                 errors.push(format!("checkpoint: {err}"));
@@ -194,6 +202,7 @@ pub(crate) async fn sweep_with_hook(
         complete,
         checkpoint_saved,
         checkpoint_unread,
+        checkpoint_conflict,
         errors,
     })
 }
@@ -224,30 +233,31 @@ async fn run_workers(run: &Arc<Run>) {
 }
 
 /// Saves `progress` when the slice is unfinished, or deletes the checkpoint when it is
-/// finished, within `budget`; `Ok(true)` when cursors were saved.
+/// finished, within `budget`, if the item is still as this run read it: `Ok(None)` when
+/// there was nothing to write.
 async fn write_checkpoint(
     client: &Client,
     config: &SweepConfig,
-    key: &str,
+    key: (&str, &Expect),
     (previous, progress, complete): (Option<&Checkpoint>, &Checkpoint, bool),
     now: i64,
     budget: &Budget,
     tally: &Tally,
-) -> Result<bool, CallError> {
+) -> Result<Option<Written>, CallError> {
     let (operation, outcome) = if complete {
         if previous.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let cleared = checkpoint::clear(client, config, key, budget, tally).await;
-        (Operation::DeleteItem, cleared.map(|()| false))
+        (Operation::DeleteItem, cleared)
     } else if !progress.is_empty() || previous.is_some() {
         let saved = checkpoint::save(client, config, key, progress, now, budget, tally).await;
-        (Operation::PutItem, saved.map(|()| true))
+        (Operation::PutItem, saved)
     } else {
-        return Ok(false);
+        return Ok(None);
     };
     match outcome {
-        Ok(saved) => Ok(saved),
+        Ok(written) => Ok(Some(written)),
         Err(Stop::Failed(err)) => Err(err),
         // The write could not be answered before the deadline, even in its reserve.
         Err(Stop::Deadline) => Err(CallError::Deadline {
