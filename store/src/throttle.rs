@@ -197,6 +197,15 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_debugs_its_size_never_its_keys() {
+        let cache = WriteCache::new(NonZeroUsize::new(4).unwrap());
+        cache.record("session-secret-id", seen(1, 1));
+        let text = format!("{cache:?}");
+        assert!(text.contains("len: 1"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
     fn cache_is_bounded() {
         let cache = WriteCache::new(NonZeroUsize::new(2).unwrap());
         cache.record("a", seen(1, 1));

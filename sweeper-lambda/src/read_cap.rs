@@ -76,6 +76,24 @@ mod tests {
         assert!(!caps.allow_page(10.0), "the cap holds to the end");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn payments_wait_for_exactly_twice_the_units_in_half_units() {
+        // 10 units a second is 20 half units a second (a burst of 2): 15 units wait about
+        // 1.4 s and fit in 2 s; 10 more would end near 2.4 s, past the deadline.
+        let caps = ReadCaps::new(&SweepConfig::new("t").with_max_read_units_per_second(10));
+        let budget = Budget::for_duration(Duration::from_secs(2));
+        let started = tokio::time::Instant::now();
+        caps.pay(15.0, &budget).await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1_300) && waited <= Duration::from_millis(1_500),
+            "{waited:?}"
+        );
+        assert!(caps.allow_page(15.0));
+        caps.pay(10.0, &budget).await;
+        assert!(!caps.allow_page(15.0), "past the deadline: refused");
+    }
+
     #[test]
     fn the_run_budget_stops_pages_once_spent() {
         let caps = ReadCaps::new(&SweepConfig::new("t").with_max_read_units(100));

@@ -378,6 +378,22 @@ mod tests {
     }
 
     #[test]
+    fn untrusted_text_is_cut_to_forty_characters_in_messages() {
+        let garbage = format!("{}{}", "g".repeat(40), "SECRET".repeat(10));
+        let item: Item = HashMap::from([("done".into(), s(&garbage))]);
+        let (_, discarded) = read(&item, 0, 8);
+        assert_eq!(discarded.len(), 1);
+        assert!(
+            discarded[0].contains(&format!("`{}…`", "g".repeat(40))),
+            "{discarded:?}"
+        );
+        assert!(!discarded[0].contains("SECRET"), "{discarded:?}");
+        // Forty characters or fewer are shown whole, without the mark.
+        assert_eq!(short(&"x".repeat(40)), "x".repeat(40));
+        assert_eq!(short("é".repeat(40).as_str()), "é".repeat(40));
+    }
+
+    #[test]
     fn malformed_parts_are_discarded_one_by_one() {
         let item: Item = HashMap::from([
             ("done".into(), AttributeValue::N("1".into())),
