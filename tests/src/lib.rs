@@ -13,7 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod cost;
-pub mod http;
+pub mod in_process;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -356,7 +356,7 @@ async fn count(session: Session) -> Result<String, StatusCode> {
 
 /// One GET of `/` with `cookie`: (status, the session cookie set, the body).
 async fn visit(app: &Router, cookie: Option<&str>) -> (StatusCode, Option<String>, String) {
-    let (status, set, body) = integration_tests::http::request(app, "/", cookie).await;
+    let (status, set, body) = integration_tests::in_process::request(app, "/", cookie).await;
     (status, set.map(|c| c.value), body)
 }
 

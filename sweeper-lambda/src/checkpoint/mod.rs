@@ -17,7 +17,7 @@
 //! run, a retry) work safely beside each other: their deletes are conditional, and every
 //! checkpoint write (the save, or the clear at the end of a pass) requires the item to be
 //! the one this run read: absent if it read none, else holding the token it read
-//! ([`Expect`]). The first run to write wins; a later one's write is refused, its progress
+//! (`Expect`). The first run to write wins; a later one's write is refused, its progress
 //! is not saved (its deletes stand), and its report says so (`checkpoint_conflict`). So a
 //! run can never leave behind a stale checkpoint that marks segments done after another
 //! run finished the pass: the next pass would skip them.

@@ -75,7 +75,7 @@ async fn app(
     (table, routes().layer(layer))
 }
 
-pub(super) use integration_tests::http::request;
+pub(super) use integration_tests::in_process::request;
 
 #[tokio::test]
 async fn no_session_set() {
