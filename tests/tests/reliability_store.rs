@@ -489,7 +489,15 @@ async fn observe(direct: &Client, table: &str, id: &str) -> Result<State, String
         .expect("direct read")
         .item;
     let Some(item) = item else { return Ok(None) };
-    if item.len() != 3 {
+    // The three attributes of a session, and the claim token an insert writes (a string).
+    let schema = ItemSchema::new();
+    let claim_ok = match item.get(schema.claim_attribute()) {
+        None => true,
+        Some(AttributeValue::S(token)) => !token.is_empty(),
+        Some(_) => false,
+    };
+    let expected = 3 + usize::from(item.contains_key(schema.claim_attribute()));
+    if item.len() != expected || !claim_ok {
         return Err(format!("item has attributes {:?}", item.keys()));
     }
     let stored = ItemSchema::new().decode(item).map_err(|e| e.to_string())?;
