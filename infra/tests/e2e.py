@@ -244,7 +244,7 @@ def seed_first_batch(now):
     malformed = [
         {"id": {"S": f"{KEY_PREFIX}malformed-string"}, "expires": {"S": "tomorrow"}, "data": {"S": "{}"}},
         {"id": {"S": f"{KEY_PREFIX}malformed-missing"}, "data": {"S": "{}"}},
-        {"id": {"S": f"{KEY_PREFIX}malformed-bool"}, "expires": {"BOOL": True}},
+        {"id": {"S": f"{KEY_PREFIX}malformed-bool"}, "expires": {"BOOL": True}, "data": {"S": "{}"}},
     ]
     foreign = [session_item(f"other-app:expired-{i}", now - 3600) for i in range(5)]
     foreign += [session_item(f"{KEY_PREFIX}!other-tool/state-{i}", now - 3600) for i in range(2)]
