@@ -90,6 +90,10 @@ pub enum TtlStatus {
 pub struct TableCheck {
     /// Native TTL on the expiry attribute.
     pub ttl: TtlStatus,
+    /// The table's provisioned read capacity units, `None` for an on-demand table (or one
+    /// whose capacity DynamoDB did not report). A background job sizes its share of the
+    /// reads from it, leaving the rest to the application.
+    pub provisioned_read_units: Option<u64>,
 }
 
 impl TableCheck {
@@ -170,7 +174,26 @@ pub async fn check_table(
             TtlStatus::Unknown(Error::from_sdk("DescribeTimeToLive", table, err).to_string())
         }
     };
-    Ok(TableCheck { ttl })
+    Ok(TableCheck {
+        ttl,
+        provisioned_read_units: provisioned_read_units(&description),
+    })
+}
+
+/// The provisioned read capacity of a table in provisioned mode, from its
+/// `DescribeTable` description; `None` on demand. A table created before billing modes
+/// existed reports no mode: its capacity is what counts.
+pub fn provisioned_read_units(description: &TableDescription) -> Option<u64> {
+    let on_demand = description
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        == Some(&BillingMode::PayPerRequest);
+    let units = description
+        .provisioned_throughput()
+        .and_then(|p| p.read_capacity_units())
+        .and_then(|u| u64::try_from(u).ok())
+        .filter(|u| *u > 0);
+    if on_demand { None } else { units }
 }
 
 fn table_error(table: &str, problem: TableProblem) -> Error {

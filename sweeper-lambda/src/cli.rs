@@ -9,20 +9,24 @@
 //! accepted. Flags stand in for the environment variables of the same meaning (a flag
 //! wins), so the same settings work in both places, and are validated by the same code
 //! ([`SweepConfig::from_lookup_named`]), which names the flag in its errors. The report is
-//! printed to stdout as JSON; logs go to stderr. Exit status: 0 done (or stopped early by
+//! printed to stdout as JSON; logs go to stderr, and on a terminal a line of progress every
+//! five seconds (`crate::progress`). Exit status: 0 done (or stopped early by
 //! `--max-seconds`), 1 segments failed, or the table or the checkpoint could not be read,
 //! 2 invalid arguments or configuration (a table that cannot hold sessions included).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command, value_parser};
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::budget::Budget;
 use crate::client::dynamodb_client;
 use crate::config::settings::Kind;
 use crate::config::{ConfigError, SETTINGS, SweepConfig};
 use crate::error::SweepError;
+use crate::progress::Progress;
 use crate::sweeper::Sweeper;
 
 /// The command line: `sweeper --help`.
@@ -44,6 +48,7 @@ pub fn command() -> Command {
         match (s.switch, s.kind) {
             (Some(_), _) => arg.action(ArgAction::SetTrue),
             (None, Kind::Number) => arg.value_name("N"),
+            (None, Kind::Rate) => arg.value_name("N|auto"),
             (None, Kind::Slice) => arg.value_name("START..END|I/N"),
             (None, _) => arg.value_name("TEXT"),
         }
@@ -178,7 +183,16 @@ pub async fn main(args: Vec<String>) -> ExitCode {
         Some(time) => Budget::for_duration(time),
         None => Budget::unlimited(),
     };
-    let (report, code) = match sweeper.run(&config, budget).await {
+    // On a terminal, a line of progress every few seconds; piped, nothing but the report.
+    let progress = Progress::default();
+    let display = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(show_progress(progress.clone(), PROGRESS_INTERVAL)));
+    let outcome = sweeper.run_with_progress(&config, budget, &progress).await;
+    if let Some(display) = display {
+        display.abort();
+    }
+    let (report, code) = match outcome {
         Ok(report) => (report, ExitCode::SUCCESS),
         Err(SweepError::Failed { report }) => (*report, ExitCode::FAILURE),
         // A table that cannot hold sessions is a configuration error, as a bad flag is.
@@ -196,6 +210,24 @@ pub async fn main(args: Vec<String>) -> ExitCode {
         Err(err) => eprintln!("sweeper: could not print the report: {err}"),
     }
     code
+}
+
+/// How often a terminal is shown the progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Prints `progress` to stderr every `interval`, until aborted.
+async fn show_progress(progress: Progress, interval: Duration) {
+    let started = Instant::now();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let mut previous = progress.snapshot();
+    loop {
+        ticks.tick().await;
+        let now = progress.snapshot();
+        eprintln!("{}", now.line(&previous, interval, started.elapsed()));
+        previous = now;
+    }
 }
 
 /// The longest `--max-seconds`: 30 days, far beyond any useful run, and far within the
@@ -267,7 +299,7 @@ mod tests {
         for setting in SETTINGS {
             let value = match (setting.switch, setting.kind) {
                 (Some(_), _) => None,
-                (None, Kind::Number) => Some("7"),
+                (None, Kind::Number | Kind::Rate) => Some("7"),
                 (None, Kind::Slice) => Some("0/1"),
                 (None, _) => Some("x:"),
             };

@@ -23,7 +23,13 @@
 //!   refreshed (skipped live), otherwise it was already gone.
 //!
 //! Either way a page's requests run `delete_concurrency` at a time, each waits for the
-//! pacer, and every outcome is added to the shared tally as it happens.
+//! pacer, and every outcome is added to the shared tally as it happens. A request that
+//! gets no answer (cut by a timeout or the deadline, its connection lost) and no answer
+//! from a retry either is counted as `unconfirmed`: DynamoDB may have applied it. After
+//! a failure no request starts, and those in flight finish, so none is dropped unanswered
+//! and uncounted.
+
+use std::sync::Mutex;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -33,13 +39,13 @@ use aws_sdk_dynamodb::types::{
 };
 use dynamo_session_store::ItemSchema;
 use dynamo_session_store::schema::{DATA_ALIAS, DATA_TYPE, EXPIRES_ALIAS};
-use futures_util::{TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 
 use crate::budget::Budget;
 use crate::config::{DeleteStrategy, SweepConfig};
 use crate::error::{CallError, Operation};
 use crate::pace::Pacer;
-use crate::retry::{StatementRetry, Stop, send_with_retries, statement_retry};
+use crate::retry::{StatementRetry, Stop, send_tracked, statement_retry};
 use crate::tally::Tally;
 
 /// PartiQL's limit of statements per `BatchExecuteStatement`.
@@ -108,19 +114,48 @@ impl Deleter {
             tally,
         };
         let in_flight = self.config.delete_concurrency();
+        // The first failure stops requests from starting, but those in flight finish:
+        // dropping one could lose the answer to a delete DynamoDB applied, uncounted.
+        let first_stop: Mutex<Option<Stop>> = Mutex::new(None);
+        let stopped = || {
+            first_stop
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some()
+        };
+        let keep = |outcome: Result<(), Stop>| {
+            if let Err(stop) = outcome {
+                first_stop
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(stop);
+            }
+        };
         match self.config.strategy() {
             DeleteStrategy::PartiqlBatch => {
                 let batches: Vec<Vec<String>> =
                     keys.chunks(BATCH_SIZE).map(<[_]>::to_vec).collect();
-                stream::iter(batches.into_iter().map(Ok))
-                    .try_for_each_concurrent(in_flight, |batch| delete_batch(call, batch))
-                    .await
+                stream::iter(batches)
+                    .for_each_concurrent(in_flight, |batch| async {
+                        if !stopped() {
+                            keep(delete_batch(call, batch).await);
+                        }
+                    })
+                    .await;
             }
             DeleteStrategy::DeleteItem => {
-                stream::iter(keys.into_iter().map(Ok))
-                    .try_for_each_concurrent(in_flight, |key| delete_item(call, key))
-                    .await
+                stream::iter(keys)
+                    .for_each_concurrent(in_flight, |key| async {
+                        if !stopped() {
+                            keep(delete_item(call, key).await);
+                        }
+                    })
+                    .await;
             }
+        }
+        match first_stop.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(stop) => Err(stop),
+            None => Ok(()),
         }
     }
 }
@@ -149,11 +184,13 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
                     .expect("the statement is set")
             })
             .collect();
-        let out = send_with_retries(
+        let mut unanswered = false;
+        let sent = send_tracked(
             Operation::BatchExecuteStatement,
             deleter.config.retry(),
             budget,
             tally,
+            &mut unanswered,
             || {
                 deleter
                     .client
@@ -163,7 +200,8 @@ async fn delete_batch(call: Call<'_>, mut pending: Vec<String>) -> Result<(), St
                     .send()
             },
         )
-        .await?;
+        .await;
+        let out = unconfirmed_if_unanswered(sent, unanswered, pending.len(), tally)?;
         for consumed in out.consumed_capacity() {
             tally.wrote(Some(consumed));
         }
@@ -247,11 +285,13 @@ async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
     }
     let schema = deleter.config.schema();
     let cutoff = &deleter.cutoff;
-    let result = send_with_retries(
+    let mut unanswered = false;
+    let sent = send_tracked(
         Operation::DeleteItem,
         deleter.config.retry(),
         budget,
         tally,
+        &mut unanswered,
         || {
             let sent = deleter
                 .client
@@ -289,7 +329,8 @@ async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
             }
         },
     )
-    .await?;
+    .await;
+    let result = unconfirmed_if_unanswered(sent, unanswered, 1, tally)?;
     match result {
         ItemDelete::Deleted(consumed) => {
             tally.wrote(consumed.as_deref());
@@ -299,6 +340,20 @@ async fn delete_item(call: Call<'_>, key: String) -> Result<(), Stop> {
         ItemDelete::Gone => Tally::add(&tally.already_gone, 1),
     }
     Ok(())
+}
+
+/// A delete call's outcome, counting its `items` as unconfirmed when it ended without an
+/// answer after an attempt that may have been applied.
+fn unconfirmed_if_unanswered<T>(
+    sent: Result<T, Stop>,
+    unanswered: bool,
+    items: usize,
+    tally: &Tally,
+) -> Result<T, Stop> {
+    if sent.is_err() && unanswered {
+        Tally::add(&tally.unconfirmed, items as u64);
+    }
+    sent
 }
 
 /// A statement error's code and message (at most 200 characters of it: the message is

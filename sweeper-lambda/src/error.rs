@@ -121,6 +121,8 @@ pub enum Operation {
     GetItem,
     /// The checkpoint's write.
     PutItem,
+    /// The table's description, to size an `auto` read cap.
+    DescribeTable,
 }
 
 impl Operation {
@@ -132,6 +134,7 @@ impl Operation {
             Operation::DeleteItem => "DeleteItem",
             Operation::GetItem => "GetItem",
             Operation::PutItem => "PutItem",
+            Operation::DescribeTable => "DescribeTable",
         }
     }
 }

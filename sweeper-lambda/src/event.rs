@@ -115,6 +115,14 @@ fn text_of(kind: Kind, value: &Value) -> Result<String, String> {
             "must be a non-negative whole number, got {}",
             describe(other)
         )),
+        (Kind::Rate, Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
+        (Kind::Rate, Value::String(text)) if text.trim().eq_ignore_ascii_case("auto") => {
+            Ok(text.clone())
+        }
+        (Kind::Rate, other) => Err(format!(
+            "must be \"auto\" or a non-negative whole number, got {}",
+            describe(other)
+        )),
         (Kind::Bool, Value::Bool(b)) => Ok(b.to_string()),
         (Kind::Bool, other) => Err(format!("must be true or false, got {}", describe(other))),
         (Kind::Slice, Value::Object(map)) => {
@@ -182,6 +190,21 @@ mod tests {
 
     use super::*;
     use crate::config::Slice;
+
+    #[test]
+    fn a_read_cap_is_a_number_or_auto() {
+        let base = SweepConfig::new("t");
+        let apply = |v| EventOverrides::parse(&json!({"max_read_units_per_second": v}));
+        let auto = apply(json!("auto")).unwrap().apply(&base).unwrap();
+        assert_eq!(auto.read_rate(), crate::config::ReadRate::Auto);
+        let fixed = apply(json!(40)).unwrap().apply(&base).unwrap();
+        assert_eq!(fixed.max_read_units_per_second(), 40);
+        let err = apply(json!("fast")).unwrap_err().to_string();
+        assert!(
+            err.contains("max_read_units_per_second") && err.contains("\"auto\""),
+            "{err}"
+        );
+    }
 
     #[test]
     fn scheduler_input_is_read_as_is() {

@@ -62,7 +62,7 @@ pub async fn serve() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // Set by Lambda: Incomplete is also published per function, that is per slice.
+    // Set by Lambda: BacklogSeconds is also published per function, that is per slice.
     let sweeper = Sweeper::new(
         dynamodb_client(None, config.retry().attempt_timeout()).await,
         config,

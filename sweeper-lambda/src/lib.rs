@@ -37,7 +37,7 @@
 //! | `SWEEP_SLICE` | `--slice` | `slice` | all segments | within the total | only segments `START..END` of the total, or part `I/N` (from 0) of them |
 //! | `SWEEP_GRACE_SECONDS` | `--grace-seconds` | `grace_seconds` | 15 | 0 to 31536000 (a year) | the cutoff is now minus this: sessions expired for less are kept |
 //! | `SWEEP_MAX_DELETES_PER_SECOND` | `--max-deletes-per-second` | `max_deletes_per_second` | 0 (no cap) | — | deletes per second, across all segments |
-//! | `SWEEP_MAX_READ_UNITS_PER_SECOND` | `--max-read-units-per-second` | `max_read_units_per_second` | 0 (no cap) | — | read capacity units per second the scan may consume, across all segments |
+//! | `SWEEP_MAX_READ_UNITS_PER_SECOND` | `--max-read-units-per-second` | `max_read_units_per_second` | 0 (no cap) | `auto` or a whole number | read capacity units per second the scan may consume, across all segments; `auto`: a fifth of a provisioned table's, by the slice's share, none on demand |
 //! | `SWEEP_MAX_READ_UNITS` | `--max-read-units` | `max_read_units` | 0 (none) | — | read capacity units per run; then the run checkpoints and stops |
 //! | `SWEEP_PAGE_SIZE` | `--page-size` | `page_size` | 0 (1 MB pages) | — | items evaluated per scan page (`Limit`) |
 //! | `SWEEP_DRY_RUN` | `--dry-run` | `dry_run` | false | — | report what would be deleted, delete nothing |
@@ -45,6 +45,7 @@
 //! | `SWEEP_DEADLINE_MARGIN_MS` | `--deadline-margin-ms` | — | 1000 | at least 200 | in Lambda, be done, checkpoint saved, this long before the deadline |
 //! | `SWEEP_ATTEMPT_TIMEOUT_MS` | `--attempt-timeout-ms` | — | 3000 | 50 to 60000 | cut one DynamoDB attempt after this long; the checkpoint keeps two and a delay |
 //! | `SWEEP_METRICS_NAMESPACE` | `--namespace` | — | `SessionSweeper` | — | the CloudWatch namespace of the metrics line |
+//! | `SWEEP_METRICS` | `--metrics` | — | `all` | `all` or `alarms` | the metrics line: every count per table, or only what the alarms read |
 //! | `SWEEP_DELETE_STRATEGY` | `--strategy` | — | `partiql` | `partiql` or `delete-item` | tuning: PartiQL batches of 25, or one `DeleteItem` per item |
 //! | `SWEEP_SEGMENT_CONCURRENCY` | `--segment-concurrency` | — | 16 | at least 1 | tuning: segments scanned at once |
 //! | `SWEEP_DELETE_CONCURRENCY` | `--delete-concurrency` | — | 4 | at least 1 | tuning: delete requests in flight per segment |
@@ -89,6 +90,7 @@ pub mod error;
 pub mod event;
 pub mod handler;
 mod pace;
+pub mod progress;
 mod read_cap;
 pub mod report;
 pub mod retry;
@@ -103,8 +105,9 @@ pub use checkpoint::{Checkpoint, read_checkpoint};
 pub use config::{
     ConfigError, DeleteStrategy, RetryPolicy, Slice, SlicePart, SliceSetting, SweepConfig,
 };
-pub use engine::sweep;
+pub use engine::{sweep, sweep_with_progress};
 pub use error::{CallError, Operation, SweepError};
 pub use event::EventOverrides;
+pub use progress::Progress;
 pub use report::SweepReport;
 pub use sweeper::Sweeper;

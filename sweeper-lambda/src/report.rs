@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
+use crate::config::MetricsMode;
+
 /// The outcome of one sweep (one invocation, one slice).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -25,6 +27,11 @@ pub struct SweepReport {
     pub expired_found: u64,
     /// Items deleted.
     pub deleted: u64,
+    /// Expired items in delete requests that got no answer (cut by a timeout or the
+    /// deadline, or a connection lost on the way back) and were not answered by a retry:
+    /// DynamoDB may or may not have deleted them. `deleted + unconfirmed` covers what this
+    /// sweep removed from the table; the next pass deletes what is left.
+    pub unconfirmed: u64,
     /// Expired items whose conditional delete failed because they were refreshed after
     /// the scan. They were left alone.
     pub skipped_live: u64,
@@ -81,6 +88,16 @@ pub struct SweepReport {
     /// Another run of this slice wrote the checkpoint after this run read it: this run's
     /// progress was not saved (its deletes stand; the other run's checkpoint is kept).
     pub checkpoint_conflict: bool,
+    /// The read-units-per-second cap in force (an `auto` cap as sized from the table),
+    /// `None` when there was none.
+    pub read_cap_per_second: Option<u32>,
+    /// When the current pass over the slice began, epoch seconds: this run's start, or
+    /// the checkpoint's record of the run that began it.
+    pub pass_began: i64,
+    /// How long the slice has been behind: 0 when this run finished the pass, otherwise
+    /// the seconds since the pass began. It grows run after run while every run stops
+    /// early, on any schedule; the `BacklogSeconds` metric and its alarm.
+    pub backlog_seconds: u64,
     /// Why segments failed, refused statements, and any checkpoint failure (no session
     /// ids in here).
     pub errors: Vec<String>,
@@ -90,8 +107,9 @@ fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The metric names of the deployment contract, in the order they are emitted.
-pub const METRIC_NAMES: [&str; 13] = [
+/// The metric names of the deployment contract, per table, in the order they are emitted
+/// (with [`MetricsMode::All`]).
+pub const METRIC_NAMES: [&str; 15] = [
     "Scanned",
     "ExpiredFound",
     "Deleted",
@@ -105,38 +123,61 @@ pub const METRIC_NAMES: [&str; 13] = [
     "StatementErrors",
     "ReadUnits",
     "WriteUnits",
+    "Unconfirmed",
+    "BacklogSeconds",
 ];
 
+/// The one metric the alarms read, per slice: [`SweepReport::backlog_seconds`].
+pub const BACKLOG_METRIC: &str = "BacklogSeconds";
+
+/// A metric's CloudWatch unit.
+fn unit(name: &str) -> &'static str {
+    match name {
+        "DurationMs" => "Milliseconds",
+        BACKLOG_METRIC => "Seconds",
+        _ => "Count",
+    }
+}
+
 impl SweepReport {
-    /// The report as one CloudWatch Embedded Metric Format object: namespace `namespace`,
-    /// dimension `TableName`, the [`METRIC_NAMES`] as metrics, the rest as properties.
-    /// `timestamp_ms` is the metric time, epoch milliseconds. With `function_name` (the
-    /// Lambda function's, which is one slice's in the template), `Incomplete` alone is
-    /// also published per `TableName` and `FunctionName`, so that a slice that keeps
-    /// stopping early is seen even while the others finish. Only that one metric: each
-    /// dimension combination is a custom metric billed per month.
-    pub fn to_emf(&self, namespace: &str, timestamp_ms: i64, function_name: Option<&str>) -> Value {
-        let metrics: Vec<Value> = METRIC_NAMES
-            .iter()
-            .map(|name| {
-                let unit = if *name == "DurationMs" {
-                    "Milliseconds"
-                } else {
-                    "Count"
-                };
-                json!({"Name": name, "Unit": unit})
-            })
-            .collect();
-        let mut directives = vec![json!({
-            "Namespace": namespace,
-            "Dimensions": [["TableName"]],
-            "Metrics": metrics,
-        })];
+    /// The report as one CloudWatch Embedded Metric Format object in `namespace`, at
+    /// `timestamp_ms` (epoch milliseconds), with every count as a property.
+    ///
+    /// Which are metrics depends on `mode` (each metric and dimension set is a custom
+    /// metric, billed per month):
+    /// - [`MetricsMode::All`]: the [`METRIC_NAMES`] per `TableName` (15), and, with
+    ///   `function_name` (the Lambda function's, which is one slice's in the template),
+    ///   [`BACKLOG_METRIC`] per `TableName` and `FunctionName` (1 per slice), so that a
+    ///   slice that keeps stopping early is seen even while the others finish;
+    /// - [`MetricsMode::Alarms`]: only [`BACKLOG_METRIC`] per slice (per `TableName`
+    ///   without a function name): 1 per slice.
+    pub fn to_emf(
+        &self,
+        namespace: &str,
+        timestamp_ms: i64,
+        function_name: Option<&str>,
+        mode: MetricsMode,
+    ) -> Value {
+        let metric = |name: &str| json!({"Name": name, "Unit": unit(name)});
+        let mut directives = Vec::new();
+        if mode == MetricsMode::All {
+            directives.push(json!({
+                "Namespace": namespace,
+                "Dimensions": [["TableName"]],
+                "Metrics": METRIC_NAMES.iter().map(|n| metric(n)).collect::<Vec<_>>(),
+            }));
+        }
         if function_name.is_some() {
             directives.push(json!({
                 "Namespace": namespace,
                 "Dimensions": [["TableName", "FunctionName"]],
-                "Metrics": [{"Name": "Incomplete", "Unit": "Count"}],
+                "Metrics": [metric(BACKLOG_METRIC)],
+            }));
+        } else if mode == MetricsMode::Alarms {
+            directives.push(json!({
+                "Namespace": namespace,
+                "Dimensions": [["TableName"]],
+                "Metrics": [metric(BACKLOG_METRIC)],
             }));
         }
         let mut emf = json!({
@@ -158,6 +199,8 @@ impl SweepReport {
             "StatementErrors": self.statement_errors,
             "ReadUnits": self.read_units,
             "WriteUnits": self.write_units,
+            "Unconfirmed": self.unconfirmed,
+            "BacklogSeconds": self.backlog_seconds,
             "Slice": self.slice,
             "DryRun": self.dry_run,
             "Retries": self.retries,
@@ -166,6 +209,8 @@ impl SweepReport {
             "ExpiresInMillis": self.expires_in_millis,
             "ExpiresFarFuture": self.expires_far_future,
             "CheckpointDiscarded": self.checkpoint_discarded,
+            "PassBegan": self.pass_began,
+            "ReadCapPerSecond": self.read_cap_per_second,
         });
         if let Some(name) = function_name {
             emf["FunctionName"] = json!(name);
@@ -179,8 +224,9 @@ impl SweepReport {
         namespace: &str,
         timestamp_ms: i64,
         function_name: Option<&str>,
+        mode: MetricsMode,
     ) -> String {
-        self.to_emf(namespace, timestamp_ms, function_name)
+        self.to_emf(namespace, timestamp_ms, function_name, mode)
             .to_string()
     }
 }
@@ -198,6 +244,7 @@ mod tests {
             scanned: 10,
             expired_found: 6,
             deleted: 4,
+            unconfirmed: 25,
             skipped_live: 2,
             already_gone: 0,
             malformed_skipped: 1,
@@ -219,16 +266,21 @@ mod tests {
             checkpoint_saved: true,
             checkpoint_unread: false,
             checkpoint_conflict: false,
+            read_cap_per_second: Some(40),
+            pass_began: 1_699_990_000,
+            backlog_seconds: 10_000,
             errors: vec!["segment 3: boom".into()],
         }
     }
 
     #[test]
     fn emf_line_is_one_json_line_with_the_contract_metrics() {
-        let line = report().emf_line("SessionSweeper", 1_700_000_000_000, None);
+        let line = report().emf_line("SessionSweeper", 1_700_000_000_000, None, MetricsMode::All);
         assert!(!line.contains('\n'));
         let v: Value = serde_json::from_str(&line).unwrap();
-        let directive = &v["_aws"]["CloudWatchMetrics"][0];
+        let directives = v["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "no function: no per-slice metric");
+        let directive = &directives[0];
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000_i64);
         assert_eq!(directive["Namespace"], "SessionSweeper");
         assert_eq!(directive["Dimensions"], json!([["TableName"]]));
@@ -240,6 +292,7 @@ mod tests {
             .collect();
         assert_eq!(names, METRIC_NAMES);
         assert_eq!(directive["Metrics"][9]["Unit"], "Milliseconds");
+        assert_eq!(directive["Metrics"][14]["Unit"], "Seconds");
         assert_eq!(directive["Metrics"][0]["Unit"], "Count");
         // Every metric has a numeric value beside it, and the dimension is set.
         for name in METRIC_NAMES {
@@ -249,6 +302,10 @@ mod tests {
         assert_eq!(v["WriteUnits"], 4.0);
         assert_eq!(v["TableName"], "sessions");
         assert_eq!(v["Deleted"], 4);
+        assert_eq!(v["Unconfirmed"], 25);
+        assert_eq!(v["BacklogSeconds"], 10_000);
+        assert_eq!(v["PassBegan"], 1_699_990_000_i64);
+        assert_eq!(v["ReadCapPerSecond"], 40);
         assert_eq!(v["Incomplete"], 1);
         assert_eq!(v["DurationMs"], 1234);
         assert_eq!(v["StatementErrors"], 1);
@@ -258,8 +315,13 @@ mod tests {
     }
 
     #[test]
-    fn in_lambda_incomplete_is_also_per_function() {
-        let v = report().to_emf("Ns", 0, Some("stack-SweeperFunction1-ABC"));
+    fn in_lambda_the_backlog_is_also_per_function() {
+        let v = report().to_emf(
+            "Ns",
+            0,
+            Some("stack-SweeperFunction1-ABC"),
+            MetricsMode::All,
+        );
         let directives = v["_aws"]["CloudWatchMetrics"].as_array().unwrap();
         assert_eq!(directives.len(), 2);
         assert_eq!(directives[0]["Dimensions"], json!([["TableName"]]));
@@ -274,13 +336,32 @@ mod tests {
         );
         assert_eq!(
             directives[1]["Metrics"],
-            json!([{"Name": "Incomplete", "Unit": "Count"}])
+            json!([{"Name": "BacklogSeconds", "Unit": "Seconds"}])
         );
         assert_eq!(v["FunctionName"], "stack-SweeperFunction1-ABC");
-        assert_eq!(v["Incomplete"], 1);
-        let v = report().to_emf("Ns", 0, None);
-        assert_eq!(v["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(), 1);
-        assert!(v.get("FunctionName").is_none());
+        assert_eq!(v["BacklogSeconds"], 10_000);
+    }
+
+    #[test]
+    fn alarms_mode_publishes_one_metric_per_slice() {
+        let metrics = |function: Option<&str>| {
+            let v = report().to_emf("Ns", 0, function, MetricsMode::Alarms);
+            v["_aws"]["CloudWatchMetrics"].as_array().unwrap().clone()
+        };
+        let in_lambda = metrics(Some("f"));
+        assert_eq!(in_lambda.len(), 1);
+        assert_eq!(
+            in_lambda[0]["Dimensions"],
+            json!([["TableName", "FunctionName"]])
+        );
+        assert_eq!(in_lambda[0]["Metrics"].as_array().unwrap().len(), 1);
+        let outside = metrics(None);
+        assert_eq!(outside.len(), 1);
+        assert_eq!(outside[0]["Dimensions"], json!([["TableName"]]));
+        assert_eq!(
+            outside[0]["Metrics"],
+            json!([{"Name": "BacklogSeconds", "Unit": "Seconds"}])
+        );
     }
 
     #[test]

@@ -42,6 +42,27 @@ pub(crate) async fn send_with_retries<T, E, F, Fut>(
     policy: &RetryPolicy,
     budget: &Budget,
     tally: &Tally,
+    call: F,
+) -> Result<T, Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    send_tracked(operation, policy, budget, tally, &mut false, call).await
+}
+
+/// [`send_with_retries`], setting `unanswered` when an attempt may have reached DynamoDB
+/// without its answer reaching us: cut by the attempt timeout or the deadline, or failed
+/// after dispatch (a connection lost, a response unread, the SDK's own timeout). A write
+/// it carried may have been applied; the caller counts it as unconfirmed if no later
+/// attempt answers.
+pub(crate) async fn send_tracked<T, E, F, Fut>(
+    operation: Operation,
+    policy: &RetryPolicy,
+    budget: &Budget,
+    tally: &Tally,
+    unanswered: &mut bool,
     mut call: F,
 ) -> Result<T, Stop>
 where
@@ -54,12 +75,24 @@ where
     loop {
         let err = match attempt(policy, budget, call()).await {
             Attempt::Answered(Ok(value)) => return Ok(value),
-            Attempt::Answered(Err(err)) => CallError::from_sdk(operation, &err),
-            Attempt::TimedOut => CallError::AttemptTimedOut {
-                operation,
-                timeout: policy.attempt_timeout(),
-            },
-            Attempt::Deadline => return Err(Stop::Deadline),
+            Attempt::Answered(Err(err)) => {
+                *unanswered |= !matches!(
+                    err,
+                    SdkError::ServiceError(_) | SdkError::ConstructionFailure(_)
+                );
+                CallError::from_sdk(operation, &err)
+            }
+            Attempt::TimedOut => {
+                *unanswered = true;
+                CallError::AttemptTimedOut {
+                    operation,
+                    timeout: policy.attempt_timeout(),
+                }
+            }
+            Attempt::Deadline => {
+                *unanswered = true;
+                return Err(Stop::Deadline);
+            }
         };
         if !err.is_transient() {
             return Err(Stop::Failed(err));

@@ -12,8 +12,9 @@ use tokio::sync::OnceCell;
 
 use crate::budget::Budget;
 use crate::config::SweepConfig;
-use crate::engine::sweep;
+use crate::engine::sweep_with_progress;
 use crate::error::SweepError;
+use crate::progress::Progress;
 use crate::report::SweepReport;
 
 /// The sweeper's state, initialised once and shared by invocations.
@@ -64,8 +65,8 @@ impl Sweeper {
         self
     }
 
-    /// Also publishes `Incomplete` per `FunctionName` = `name` (in Lambda, the function's
-    /// own name; default none). See [`SweepReport::to_emf`].
+    /// Also publishes `BacklogSeconds` per `FunctionName` = `name` (in Lambda, the
+    /// function's own name; default none). See [`SweepReport::to_emf`].
     pub fn with_function_name(mut self, name: Option<String>) -> Self {
         self.function_name = name.filter(|n| !n.is_empty());
         self
@@ -141,15 +142,33 @@ impl Sweeper {
         config: &SweepConfig,
         budget: Budget,
     ) -> Result<SweepReport, SweepError> {
+        self.run_with_progress(config, budget, &Progress::default())
+            .await
+    }
+
+    /// [`Sweeper::run`], counting into `progress` as it goes (for a progress display).
+    ///
+    /// # Errors
+    /// As [`Sweeper::run`].
+    pub async fn run_with_progress(
+        &self,
+        config: &SweepConfig,
+        budget: Budget,
+        progress: &Progress,
+    ) -> Result<SweepReport, SweepError> {
         config.validate()?;
         self.check_table(config, &budget).await?;
-        let report = sweep(&self.client, config, self.clock.as_ref(), budget).await?;
+        let report =
+            sweep_with_progress(&self.client, config, self.clock.as_ref(), budget, progress)
+                .await?;
         tracing::info!(
             table = %report.table,
             slice = %report.slice,
             scanned = report.scanned,
             expired_found = report.expired_found,
             deleted = report.deleted,
+            unconfirmed = report.unconfirmed,
+            backlog_seconds = report.backlog_seconds,
             skipped_live = report.skipped_live,
             malformed_skipped = report.malformed_skipped,
             throttled_retries = report.throttled_retries,
@@ -167,6 +186,7 @@ impl Sweeper {
                 config.metrics_namespace(),
                 unix_millis(self.clock.now()),
                 self.function_name.as_deref(),
+                config.metrics(),
             );
             // One write of a whole line, so it is never interleaved with log output.
             let _ = writeln!(std::io::stdout().lock(), "{line}");

@@ -18,6 +18,8 @@ pub(crate) struct Tally {
     pub scanned: AtomicU64,
     pub expired_found: AtomicU64,
     pub deleted: AtomicU64,
+    /// Items of delete requests that may have been applied without an answer.
+    pub unconfirmed: AtomicU64,
     pub skipped_live: AtomicU64,
     pub already_gone: AtomicU64,
     pub malformed_skipped: AtomicU64,

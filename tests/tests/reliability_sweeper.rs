@@ -11,6 +11,7 @@
 //! | `fifty_thousand_sessions_under_ten_percent_faults` | every fault kind at 10%: the sweep finishes over several invocations, exact sets survive, retries match the faults |
 //! | `each_injected_fault_is_one_retry_in_the_report` | `at_most(n)` faults of each kind on each operation: exactly `n` retries counted |
 //! | `retries_run_out_and_the_failure_is_surfaced` | a segment failing after its retries: typed error in the report, resumed next time |
+//! | `deletes_applied_without_an_answer_are_reported_unconfirmed` | deletes applied but unanswered: `deleted + unconfirmed` is what left the table |
 //!
 //! The figures of issue 5:
 //! `cargo test -p integration-tests --test reliability_sweeper -- --include-ignored --nocapture`
@@ -495,9 +496,11 @@ async fn retries_run_out_and_the_failure_is_surfaced() {
         error.starts_with("segment 0: ") && error.contains("ThrottlingException"),
         "{error}"
     );
-    // Nothing was deleted, and the segment had not finished a page: no cursor to keep.
-    assert_eq!(p.keys().await.len(), 70);
-    assert!(!first.checkpoint_saved);
+    // Nothing was deleted, and the segment had not finished a page: no cursor to keep,
+    // but a checkpoint recording when the pass began (its backlog grows from there).
+    assert_eq!(p.keys().await.len(), 70 + 1);
+    assert!(first.checkpoint_saved);
+    assert!(first.backlog_seconds == 0 && first.pass_began == clock.now().unix_timestamp());
 
     // Once the faults stop, the next invocation does the work.
     p.proxy.set_plan(FaultPlan::none());
@@ -506,5 +509,72 @@ async fn retries_run_out_and_the_failure_is_surfaced() {
         .unwrap();
     assert!(second.complete && second.errors.is_empty(), "{second:?}");
     assert_eq!((second.deleted, second.retries), (60, 0));
-    assert_eq!(p.keys().await, live);
+    assert_eq!(
+        p.keys().await,
+        live,
+        "the checkpoint is cleared with the pass"
+    );
+}
+
+#[tokio::test]
+async fn deletes_applied_without_an_answer_are_reported_unconfirmed() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    // (strategy, its delete operation, items per request)
+    for (strategy, operation, per_request) in [
+        (DeleteStrategy::PartiqlBatch, PARTIQL, 25),
+        (DeleteStrategy::DeleteItem, "DeleteItem", 1),
+    ] {
+        let p = Proxied::new("faults-sweep-unconfirmed").await;
+        let clock = far_future_clock();
+        seed_small(&p.table, &clock, 60).await;
+        // Every delete reaches the table and is applied; every answer is lost, the retry's
+        // too. Two requests in flight, one segment.
+        p.proxy.set_plan(
+            FaultPlan::new(1.0, vec![Fault::ConnectionResetAfterForward]).only([operation]),
+        );
+        let config = SweepConfig::new(p.table.name.as_str())
+            .with_total_segments(1)
+            .with_strategy(strategy)
+            .with_delete_concurrency(2)
+            .with_retry(RetryPolicy::new(
+                1,
+                Duration::from_millis(5),
+                Duration::from_millis(20),
+            ));
+        let report = sweep(&p.client, &config, &clock, Budget::unlimited())
+            .await
+            .unwrap();
+        let left = p
+            .keys()
+            .await
+            .iter()
+            .filter(|k| k.starts_with("expired-"))
+            .count() as u64;
+        let gone = 60 - left;
+        assert_eq!(report.segments_failed, 1, "{strategy:?}: {report:?}");
+        assert_eq!(report.deleted, 0, "{strategy:?}: no delete was answered");
+        // Both requests in flight finished (none was dropped uncounted) and none started
+        // after the failure: what left the table is exactly what is unconfirmed.
+        assert_eq!(
+            report.unconfirmed,
+            2 * per_request,
+            "{strategy:?}: {report:?}"
+        );
+        assert_eq!(
+            report.deleted + report.unconfirmed,
+            gone,
+            "{strategy:?}: {report:?}"
+        );
+        // Answered failures are not unconfirmed: throttled deletes were never applied.
+        p.proxy.set_plan(
+            FaultPlan::new(1.0, vec![Fault::Throttling])
+                .only([operation])
+                .at_most(100),
+        );
+        let throttled = sweep(&p.client, &config, &clock, Budget::unlimited())
+            .await
+            .unwrap();
+        assert_eq!(throttled.segments_failed, 1, "{throttled:?}");
+        assert_eq!(throttled.unconfirmed, 0, "{strategy:?}: {throttled:?}");
+    }
 }

@@ -10,6 +10,7 @@
 //! | `slices_cover_the_table_exactly_once` | concurrent slices partition the work |
 //! | `dry_run_deletes_nothing` | counts, no deletes, no checkpoint |
 //! | `other_prefixes_*`, `custom_attribute_names_*` | the schema is honoured end to end |
+//! | `the_backlog_grows_*` | `backlog_seconds` grows run after run until a pass completes |
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -791,4 +792,54 @@ async fn two_runs_of_one_slice_at_once_lose_nothing_and_skip_nothing() {
         "0 expired left, 0 live lost"
     );
     assert!(checkpoint_items(&table, &schema).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_backlog_grows_while_runs_stop_early_and_resets_when_a_pass_completes() {
+    let (table, schema, clock, seeded) = fixture("sweep-backlog", 10, 300).await;
+    let config = config(&table).with_total_segments(2);
+    let hour = time::Duration::hours(1);
+    let pass_began = now(&clock);
+    // An hourly schedule whose runs each stop after one page: the pass began with the
+    // first run, and every later run reports the time since then. (The sessions seeded
+    // live expire meanwhile: only the expired and malformed ones are checked.)
+    for run in 0..3_u64 {
+        let report = sweep(
+            &table.client,
+            &config,
+            &clock,
+            Budget::unlimited().with_max_pages(1),
+        )
+        .await
+        .unwrap();
+        assert!(!report.complete && report.checkpoint_saved, "{report:?}");
+        assert_eq!(report.pass_began, pass_began, "run {run}");
+        assert_eq!(report.backlog_seconds, run * 3600, "run {run}");
+        clock.advance(hour);
+    }
+    // A run that finishes the pass: no backlog, and the checkpoint is gone with it.
+    let finished = sweep(&table.client, &config, &clock, Budget::unlimited())
+        .await
+        .unwrap();
+    assert!(finished.complete, "{finished:?}");
+    assert_eq!(finished.pass_began, pass_began);
+    assert_eq!(finished.backlog_seconds, 0);
+    assert!(checkpoint_items(&table, &schema).await.is_empty());
+    let left = keys_in(&table, &schema).await;
+    assert!(left.is_disjoint(&seeded.expired) && left.is_superset(&seeded.malformed));
+    // The next pass begins with the next run.
+    clock.advance(hour);
+    let next = sweep(
+        &table.client,
+        &config,
+        &clock,
+        Budget::unlimited().with_max_pages(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (next.pass_began, next.backlog_seconds),
+        (now(&clock), 0),
+        "{next:?}"
+    );
 }

@@ -1,8 +1,9 @@
 //! What a sweep costs (issue 12): the capacity DynamoDB reports for every call is summed
 //! into the report, checked here against the server's own figures and, on a server that
 //! counts as DynamoDB does, against the cost model ([`integration_tests::cost`]); a per-run
-//! read budget stops a run near it, and the next run finishes; the read-rate cap is timed
-//! in the soak set.
+//! read budget stops a run near it, and the next run finishes; the read-rate cap holds to
+//! the end of a run cut by its deadline, an `auto` cap is a fifth of a provisioned table's
+//! capacity; the read rate over a whole run is timed in the soak set.
 //!
 //! Servers differ here, legitimately: the embedded one (like DynamoDB) charges half a unit
 //! per started 4 KB of a page, MiniStack half a unit a page whatever its size. Every test
@@ -12,11 +13,15 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ReturnConsumedCapacity,
+    ScalarAttributeType, TableStatus,
+};
 use dynamo_session_store::ItemSchema;
 use integration_tests::cost::{delete_write_units, scan_read_units};
-use integration_tests::{FAR_FUTURE, Item, TestTable, far_future_clock, session_item};
-use sweeper_lambda::{Budget, SweepConfig, SweepReport, sweep};
+use integration_tests::{FAR_FUTURE, Item, TestTable, far_future_clock, session_item, unique_name};
+use sweeper_lambda::config::ReadRate;
+use sweeper_lambda::{Budget, SlicePart, SweepConfig, SweepReport, sweep};
 use tokio::time::Instant;
 
 /// The data of every test session: with its key and expiry, a 160-byte item.
@@ -229,4 +234,134 @@ async fn the_read_rate_stays_within_ten_percent_of_the_cap() {
         (54.0..=66.0).contains(&rate),
         "{rate:.1} units/s for a cap of 60"
     );
+}
+
+#[tokio::test]
+async fn the_read_cap_holds_to_the_end_of_a_run_cut_by_its_deadline() {
+    let table = TestTable::new("cost-rate-end").await;
+    seed(&table, 3_000, 0).await;
+    // 50 items a page, 60 pages: about 59 units on DynamoDB, far more than the run may read.
+    let page = server_scan_units(&table, 50).await / 60.0;
+    let clock = far_future_clock();
+    let (cap, segments) = (10, 4);
+    let config = SweepConfig::new(table.name.as_str())
+        .with_total_segments(segments)
+        .with_page_size(50)
+        .with_max_read_units_per_second(cap)
+        .with_dry_run(true);
+    let started = Instant::now();
+    let report = sweep(
+        &table.client,
+        &config,
+        &clock,
+        Budget::for_duration(Duration::from_millis(1_500)),
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(!report.complete && report.read_units > 0.0, "{report:?}");
+    assert_eq!(report.read_cap_per_second, Some(cap));
+    // Every page is paid for before its segment scans on, and none starts once paying
+    // would wait past the deadline: at most the cap over the run, its tenth-of-a-second
+    // burst, and the one unpaid page each segment may hold at the end.
+    let bound = f64::from(cap) * (elapsed + 0.1) + f64::from(segments) * page;
+    assert!(
+        report.read_units <= bound,
+        "{} units in {elapsed:.2} s under a cap of {cap}/s (bound {bound:.1})",
+        report.read_units
+    );
+}
+
+#[tokio::test]
+async fn an_auto_read_cap_takes_a_fifth_of_a_provisioned_tables_capacity() {
+    let clock = far_future_clock();
+    let dry = |table: &str| {
+        SweepConfig::new(table)
+            .with_read_rate(ReadRate::Auto)
+            .with_dry_run(true)
+    };
+    // On demand: no cap.
+    let on_demand = TestTable::new("cost-auto").await;
+    let report = sweep(
+        &on_demand.client,
+        &dry(&on_demand.name),
+        &clock,
+        Budget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.read_cap_per_second, None, "{report:?}");
+    // Provisioned at 50 read units: 10 for the whole table, 2 (2.5) for a quarter of it.
+    let name = unique_name("cost-auto-provisioned");
+    let client = &on_demand.client;
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(50)
+                .write_capacity_units(5)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create a provisioned table");
+    wait_until_active(client, &name).await;
+    let whole = sweep(client, &dry(&name), &clock, Budget::unlimited())
+        .await
+        .unwrap();
+    assert_eq!(whole.read_cap_per_second, Some(10), "{whole:?}");
+    let quarter = dry(&name).with_slice_part(SlicePart::new(0, 4));
+    let part = sweep(client, &quarter, &clock, Budget::unlimited())
+        .await
+        .unwrap();
+    assert_eq!(part.read_cap_per_second, Some(2), "{part:?}");
+    // A fixed cap is kept as set.
+    let fixed = sweep(
+        client,
+        &dry(&name).with_max_read_units_per_second(7),
+        &clock,
+        Budget::unlimited(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fixed.read_cap_per_second, Some(7));
+    client
+        .delete_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Waits until `table` is `ACTIVE` (at once on local servers; seconds on AWS).
+async fn wait_until_active(client: &aws_sdk_dynamodb::Client, table: &str) {
+    for _ in 0..120 {
+        let described = client.describe_table().table_name(table).send().await;
+        if described
+            .ok()
+            .and_then(|d| d.table)
+            .and_then(|t| t.table_status)
+            == Some(TableStatus::Active)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("table {table} never became active");
 }

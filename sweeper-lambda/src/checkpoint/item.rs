@@ -12,7 +12,7 @@
 //!   most DynamoDB's 2,048-byte key size. It need not carry the sessions' key prefix:
 //!   DynamoDB's `LastEvaluatedKey` is the last item *evaluated*, filtered out or not, so
 //!   in a table shared with other items it is legitimately another item's key;
-//! - attributes other than the key, `done`, `cursors`, `updated` and `token` are
+//! - attributes other than the key, `done`, `cursors`, `updated`, `began` and `token` are
 //!   discarded.
 
 use std::collections::HashMap;
@@ -31,6 +31,7 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 const DONE: &str = "done";
 const CURSORS: &str = "cursors";
 const UPDATED: &str = "updated";
+const BEGAN: &str = "began";
 /// The write token: a random value each write sets, and the next write requires.
 pub(crate) const TOKEN: &str = "token";
 
@@ -43,22 +44,34 @@ impl Checkpoint {
             .iter()
             .map(|(segment, cursor)| (segment.to_string(), AttributeValue::M(cursor.clone())))
             .collect();
-        HashMap::from([
+        let mut item = HashMap::from([
             (schema.key_attribute().to_owned(), AttributeValue::S(key)),
             (DONE.to_owned(), AttributeValue::S(ranges(&self.done))),
             (CURSORS.to_owned(), AttributeValue::M(cursors)),
             (UPDATED.to_owned(), AttributeValue::N(updated.to_string())),
             (TOKEN.to_owned(), AttributeValue::S(token.to_owned())),
-        ])
+        ]);
+        if let Some(began) = self.began {
+            item.insert(BEGAN.to_owned(), AttributeValue::N(began.to_string()));
+        }
+        item
     }
 
     /// Reads a checkpoint item of `slice`: every valid part within the slice, and a
-    /// description of every part discarded (empty for an item this sweeper wrote).
+    /// description of every part discarded (empty for an item this sweeper wrote). An
+    /// item without `began` (written before it was recorded) is taken to have begun
+    /// when it was `updated`: the pass began no later than that.
     pub fn from_item(item: &Item, schema: &ItemSchema, slice: Slice) -> (Self, Vec<String>) {
         let mut out = Self::default();
         let mut discarded = Vec::new();
+        let mut updated = None;
         for (name, value) in item {
             match (name.as_str(), value) {
+                (BEGAN | UPDATED, AttributeValue::N(text)) => match epoch_seconds(text) {
+                    Some(t) if name == BEGAN => out.began = Some(t),
+                    Some(t) => updated = Some(t),
+                    None => discarded.push(format!("`{name}` is not a time: `{}`", short(text))),
+                },
                 (DONE, AttributeValue::S(text)) => {
                     out.done = parse_done(text, slice, &mut discarded);
                 }
@@ -72,13 +85,16 @@ impl Checkpoint {
                         }
                     }
                 }
-                (UPDATED, AttributeValue::N(_)) | (TOKEN, AttributeValue::S(_)) => {}
+                (TOKEN, AttributeValue::S(_)) => {}
                 (name, _) if name == schema.key_attribute() => {}
-                (DONE | CURSORS | UPDATED | TOKEN, other) => {
+                (DONE | CURSORS | UPDATED | BEGAN | TOKEN, other) => {
                     discarded.push(format!("`{name}` is {}", type_name(other)));
                 }
                 (name, _) => discarded.push(format!("unknown attribute `{name}`")),
             }
+        }
+        if out.began.is_none() {
+            out.began = updated;
         }
         // A finished segment has no cursor: one left beside it was never written by us.
         let stale: Vec<u32> = out
@@ -93,6 +109,11 @@ impl Checkpoint {
         }
         (out, discarded)
     }
+}
+
+/// Epoch seconds from a number attribute's text: a whole number from 1 on.
+fn epoch_seconds(text: &str) -> Option<i64> {
+    text.trim().parse::<i64>().ok().filter(|t| *t > 0)
 }
 
 /// `done`'s ranges, merged and intersected with `slice`; a part that is not a segment or
@@ -275,9 +296,37 @@ mod tests {
         // What this sweeper writes for its own slice reads back whole.
         let mut own = cp.clone();
         own.forget(9);
+        own.set_began(1);
         let (back, discarded) = read(&own.to_item(&schema, "k".into(), 1, "t"), 4, 8);
         assert_eq!(back, own);
         assert!(discarded.is_empty(), "{discarded:?}");
+    }
+
+    #[test]
+    fn the_pass_start_is_kept_or_taken_from_the_last_update() {
+        let schema = ItemSchema::new();
+        let mut cp = Checkpoint::default();
+        cp.mark_done(1);
+        cp.set_began(1_700_000_000);
+        let item = cp.to_item(&schema, "k".into(), 1_700_000_900, "t");
+        assert_eq!(item["began"], AttributeValue::N("1700000000".into()));
+        assert_eq!(read(&item, 0, 8).0.began(), Some(1_700_000_000));
+        // Written before `began` existed: the pass began no later than its last write.
+        let mut old = item.clone();
+        old.remove("began");
+        assert_eq!(read(&old, 0, 8).0.began(), Some(1_700_000_900));
+        // Not a time: discarded, and the last write stands in.
+        for bad in ["-5", "0", "soon", "1.5"] {
+            let mut forged = item.clone();
+            forged.insert("began".into(), AttributeValue::N(bad.into()));
+            let (cp, discarded) = read(&forged, 0, 8);
+            assert_eq!(cp.began(), Some(1_700_000_900), "{bad}");
+            assert_eq!(discarded.len(), 1, "{bad}: {discarded:?}");
+        }
+        let mut forged = item.clone();
+        forged.insert("began".into(), s("yesterday"));
+        assert_eq!(read(&forged, 0, 8).1.len(), 1);
+        assert_eq!(read(&HashMap::new(), 0, 8).0.began(), None);
     }
 
     #[test]

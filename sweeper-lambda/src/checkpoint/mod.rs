@@ -11,6 +11,7 @@
 //! | `done`    | S    | finished segments as ranges, e.g. `0-3,5` |
 //! | `cursors` | M    | segment number → the `LastEvaluatedKey` to continue from |
 //! | `updated` | N    | when it was written, epoch seconds |
+//! | `began`   | N    | when the current pass over the slice began, epoch seconds |
 //! | `token`   | S    | a random token each write sets |
 //!
 //! **Overlapping runs** of one slice (a manual invocation during a scheduled one, a CLI
@@ -52,6 +53,7 @@ use crate::tally::Tally;
 pub struct Checkpoint {
     done: BTreeSet<u32>,
     cursors: BTreeMap<u32, Cursor>,
+    began: Option<i64>,
 }
 
 impl Checkpoint {
@@ -88,7 +90,19 @@ impl Checkpoint {
         self.done.iter().copied()
     }
 
-    /// Whether nothing is recorded.
+    /// When the pass this checkpoint continues began, epoch seconds: kept from the run
+    /// that started it to the run that finishes it, so each run can tell how long the
+    /// slice has been behind (the report's `backlog_seconds`).
+    pub fn began(&self) -> Option<i64> {
+        self.began
+    }
+
+    /// Records when the pass began.
+    pub fn set_began(&mut self, began: i64) {
+        self.began = Some(began);
+    }
+
+    /// Whether no segment progress is recorded (when the pass began does not count).
     pub fn is_empty(&self) -> bool {
         self.done.is_empty() && self.cursors.is_empty()
     }

@@ -11,12 +11,16 @@ use dynamo_session_store::ItemSchema;
 
 mod env;
 mod error;
+mod metrics;
+mod read_rate;
 mod retry_policy;
 pub mod settings;
 mod slice;
 mod strategy;
 
 pub use error::ConfigError;
+pub use metrics::MetricsMode;
+pub use read_rate::{AUTO_SHARE_PERCENT, ReadRate};
 pub use retry_policy::{DEFAULT_ATTEMPT_TIMEOUT, RetryPolicy};
 pub use settings::{SETTINGS, Setting};
 pub use slice::{Slice, SlicePart, SliceSetting};
@@ -73,13 +77,14 @@ pub struct SweepConfig {
     part: Option<SlicePart>,
     grace: Duration,
     max_deletes_per_second: u32,
-    max_read_units_per_second: u32,
+    read_rate: ReadRate,
     max_read_units: u64,
     page_size: u32,
     deadline_margin: Duration,
     dry_run: bool,
     checkpoint: bool,
     metrics_namespace: String,
+    metrics: MetricsMode,
     strategy: DeleteStrategy,
     segment_concurrency: u32,
     delete_concurrency: usize,
@@ -102,13 +107,14 @@ impl SweepConfig {
             part: None,
             grace: DEFAULT_GRACE,
             max_deletes_per_second: 0,
-            max_read_units_per_second: 0,
+            read_rate: ReadRate::PerSecond(0),
             max_read_units: 0,
             page_size: 0,
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
             dry_run: false,
             checkpoint: true,
             metrics_namespace: DEFAULT_METRICS_NAMESPACE.to_owned(),
+            metrics: MetricsMode::All,
             strategy: DeleteStrategy::default(),
             segment_concurrency: DEFAULT_SEGMENT_CONCURRENCY,
             delete_concurrency: DEFAULT_DELETE_CONCURRENCY,
@@ -171,7 +177,20 @@ impl SweepConfig {
     /// before the segment scans on, so the sweep leaves the rest of the table's read
     /// capacity to the application.
     pub fn with_max_read_units_per_second(mut self, cap: u32) -> Self {
-        self.max_read_units_per_second = cap;
+        self.read_rate = ReadRate::PerSecond(cap);
+        self
+    }
+
+    /// Sets the read-units-per-second cap, fixed or [`ReadRate::Auto`] (sized from the
+    /// table's provisioned capacity at the start of each run).
+    pub fn with_read_rate(mut self, rate: ReadRate) -> Self {
+        self.read_rate = rate;
+        self
+    }
+
+    /// Which metrics the EMF line publishes (default [`MetricsMode::All`]).
+    pub fn with_metrics(mut self, mode: MetricsMode) -> Self {
+        self.metrics = mode;
         self
     }
 
@@ -389,9 +408,23 @@ impl SweepConfig {
         self.max_deletes_per_second
     }
 
-    /// The read-units-per-second cap, 0 for none.
+    /// The read-units-per-second cap in force, 0 for none: a [`ReadRate::Auto`] not yet
+    /// sized from the table counts as none (the engine sizes it before scanning).
     pub fn max_read_units_per_second(&self) -> u32 {
-        self.max_read_units_per_second
+        match self.read_rate {
+            ReadRate::PerSecond(cap) => cap,
+            ReadRate::Auto => 0,
+        }
+    }
+
+    /// The read-units-per-second cap as set.
+    pub fn read_rate(&self) -> ReadRate {
+        self.read_rate
+    }
+
+    /// Which metrics the EMF line publishes.
+    pub fn metrics(&self) -> MetricsMode {
+        self.metrics
     }
 
     /// The per-run read-unit budget, 0 for none.

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{DeleteStrategy, SliceSetting, SweepConfig};
+use super::{DeleteStrategy, MetricsMode, ReadRate, SliceSetting, SweepConfig};
 
 /// How a setting's value is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub enum Kind {
     Bool,
     /// `START..END` or `I/N`; in an event, `{"start": s, "end": e}`.
     Slice,
+    /// `auto` or a non-negative whole number; in an event, a JSON number or `"auto"`.
+    Rate,
 }
 
 /// One setting of the sweeper.
@@ -214,11 +216,12 @@ pub static SETTINGS: &[Setting] = &[
         flag: "max-read-units-per-second",
         switch: None,
         event: Some("max_read_units_per_second"),
-        kind: Kind::Number,
+        kind: Kind::Rate,
         default: "0 (no cap)",
-        bounds: "",
-        doc: "read capacity units per second the scan may consume, across all segments",
-        apply: Some(|c, v| Ok(c.with_max_read_units_per_second(number(v)?))),
+        bounds: "`auto` or a whole number",
+        doc: "read capacity units per second the scan may consume, across all segments; \
+              `auto`: a fifth of a provisioned table's, by the slice's share, none on demand",
+        apply: Some(|c, v| Ok(c.with_read_rate(v.parse::<ReadRate>()?))),
     },
     Setting {
         env: "SWEEP_MAX_READ_UNITS",
@@ -299,6 +302,17 @@ pub static SETTINGS: &[Setting] = &[
         bounds: "",
         doc: "the CloudWatch namespace of the metrics line",
         apply: Some(|c, v| Ok(c.with_metrics_namespace(v.trim()))),
+    },
+    Setting {
+        env: "SWEEP_METRICS",
+        flag: "metrics",
+        switch: None,
+        event: None,
+        kind: Kind::Text,
+        default: "`all`",
+        bounds: "`all` or `alarms`",
+        doc: "the metrics line: every count per table, or only what the alarms read",
+        apply: Some(|c, v| Ok(c.with_metrics(v.parse::<MetricsMode>()?))),
     },
     Setting {
         env: "SWEEP_DELETE_STRATEGY",

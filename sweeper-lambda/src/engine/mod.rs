@@ -25,7 +25,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::TableDescription;
 use dynamo_session_store::clock::Clock;
+use dynamo_session_store::table::provisioned_read_units;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -34,10 +36,11 @@ pub use hook::{NoHook, PageHook};
 
 use crate::budget::Budget;
 use crate::checkpoint::{self, Checkpoint, Expect, Written};
-use crate::config::SweepConfig;
+use crate::config::{ReadRate, SweepConfig};
 use crate::error::{CallError, Operation, SweepError};
+use crate::progress::Progress;
 use crate::report::SweepReport;
-use crate::retry::Stop;
+use crate::retry::{Stop, send_with_retries};
 use crate::tally::Tally;
 use shared::Run;
 
@@ -58,7 +61,21 @@ pub async fn sweep(
     clock: &dyn Clock,
     budget: Budget,
 ) -> Result<SweepReport, SweepError> {
-    sweep_with_hook(client, config, clock, budget, NO_HOOK).await
+    sweep_with_progress(client, config, clock, budget, &Progress::default()).await
+}
+
+/// [`sweep`], counting into `progress` as it goes, for a display that reads it meanwhile.
+///
+/// # Errors
+/// As [`sweep`].
+pub async fn sweep_with_progress(
+    client: &Client,
+    config: &SweepConfig,
+    clock: &dyn Clock,
+    budget: Budget,
+    progress: &Progress,
+) -> Result<SweepReport, SweepError> {
+    sweep_observed(client, config, clock, budget, NO_HOOK, progress.0.clone()).await
 }
 
 /// What the engine calls between a page's scan and its deletes: nothing in the builds that
@@ -76,6 +93,7 @@ const NO_HOOK: Hook = Hook;
 
 /// [`sweep`], calling `hook` (if the build has one) on every page between the scan and the
 /// deletes.
+#[cfg(feature = "testing")]
 pub(crate) async fn sweep_with_hook(
     client: &Client,
     config: &SweepConfig,
@@ -83,12 +101,25 @@ pub(crate) async fn sweep_with_hook(
     budget: Budget,
     hook: Hook,
 ) -> Result<SweepReport, SweepError> {
+    sweep_observed(client, config, clock, budget, hook, Arc::default()).await
+}
+
+/// The sweep, calling `hook` and counting into `tally`.
+async fn sweep_observed(
+    client: &Client,
+    config: &SweepConfig,
+    clock: &dyn Clock,
+    budget: Budget,
+    hook: Hook,
+    tally: Arc<Tally>,
+) -> Result<SweepReport, SweepError> {
     config.validate()?;
     let checkpoint_key = config.checkpoint_key()?;
     let started = Instant::now();
+    let started_at = clock.now().unix_timestamp();
     let grace = i64::try_from(config.grace().as_secs()).unwrap_or(i64::MAX);
-    let cutoff = clock.now().unix_timestamp().saturating_sub(grace);
-    let tally = Tally::default();
+    let cutoff = started_at.saturating_sub(grace);
+    let config = &size_read_rate(client, config, &budget, &tally).await?;
 
     // A dry run neither reads nor writes checkpoints: it must not make a real run skip
     // segments it only looked at.
@@ -140,9 +171,16 @@ pub(crate) async fn sweep_with_hook(
     }
     let mut errors = settled.errors;
     errors.extend(run.tally.notes());
-    let progress = settled.progress;
+    let mut progress = settled.progress;
     let completed = progress.done_segments().count() as u32;
     let complete = completed == slice.len();
+    // The pass began with the run that found no checkpoint; it is carried until a run
+    // finishes the slice.
+    let pass_began = previous
+        .as_ref()
+        .and_then(Checkpoint::began)
+        .unwrap_or(started_at);
+    progress.set_began(pass_began);
 
     let (mut checkpoint_saved, mut checkpoint_conflict) = (false, false);
     if use_checkpoint && !checkpoint_unread {
@@ -174,6 +212,11 @@ pub(crate) async fn sweep_with_hook(
     }
 
     let t = &run.tally;
+    let backlog_seconds = if complete {
+        0
+    } else {
+        u64::try_from(clock.now().unix_timestamp().saturating_sub(pass_began)).unwrap_or(0)
+    };
     Ok(SweepReport {
         table: config.table().to_owned(),
         slice: config.slice_label(),
@@ -182,6 +225,7 @@ pub(crate) async fn sweep_with_hook(
         scanned: Tally::get(&t.scanned),
         expired_found: Tally::get(&t.expired_found),
         deleted: Tally::get(&t.deleted),
+        unconfirmed: Tally::get(&t.unconfirmed),
         skipped_live: Tally::get(&t.skipped_live),
         already_gone: Tally::get(&t.already_gone),
         malformed_skipped: Tally::get(&t.malformed_skipped),
@@ -203,8 +247,67 @@ pub(crate) async fn sweep_with_hook(
         checkpoint_saved,
         checkpoint_unread,
         checkpoint_conflict,
+        read_cap_per_second: Some(config.max_read_units_per_second()).filter(|cap| *cap > 0),
+        pass_began,
+        backlog_seconds,
         errors,
     })
+}
+
+/// `config` with its read rate in force: an [`ReadRate::Auto`] cap sized from the table's
+/// provisioned read capacity, read now (`DescribeTable`, within `budget`), so that it
+/// follows the table's capacity as it changes. A fixed cap is kept as it is.
+///
+/// # Errors
+/// [`SweepError::TableCheck`] when the table could not be described (transient when it
+/// may work next time): an `auto` cap is never guessed.
+async fn size_read_rate(
+    client: &Client,
+    config: &SweepConfig,
+    budget: &Budget,
+    tally: &Tally,
+) -> Result<SweepConfig, SweepError> {
+    if config.read_rate() != ReadRate::Auto {
+        return Ok(config.clone());
+    }
+    let described = send_with_retries(
+        Operation::DescribeTable,
+        config.retry(),
+        budget,
+        tally,
+        || client.describe_table().table_name(config.table()).send(),
+    )
+    .await;
+    let table = match described {
+        Ok(out) => out
+            .table
+            .unwrap_or_else(|| TableDescription::builder().build()),
+        Err(Stop::Failed(err)) => {
+            return Err(SweepError::TableCheck {
+                transient: err.is_transient(),
+                message: format!("could not size the `auto` read cap: {err}"),
+            });
+        }
+        Err(Stop::Deadline) => {
+            return Err(SweepError::TableCheck {
+                transient: true,
+                message: "could not size the `auto` read cap: no answer from \
+                          DescribeTable before the deadline"
+                    .to_owned(),
+            });
+        }
+    };
+    let slice = config.slice();
+    let cap = ReadRate::Auto.resolve(
+        provisioned_read_units(&table),
+        slice.len(),
+        config.total_segments(),
+    );
+    tracing::info!(
+        read_cap_per_second = cap,
+        "`auto` read cap sized from the table"
+    );
+    Ok(config.clone().with_read_rate(ReadRate::PerSecond(cap)))
 }
 
 /// Runs up to `segment_concurrency` workers until the queue is empty (or the budget says
@@ -234,7 +337,7 @@ async fn run_workers(run: &Arc<Run>) {
 
 /// Saves `progress` when the slice is unfinished, or deletes the checkpoint when it is
 /// finished, within `budget`, if the item is still as this run read it: `Ok(None)` when
-/// there was nothing to write.
+/// there was nothing to write (finished, and no checkpoint to clear).
 async fn write_checkpoint(
     client: &Client,
     config: &SweepConfig,
@@ -250,11 +353,10 @@ async fn write_checkpoint(
         }
         let cleared = checkpoint::clear(client, config, key, budget, tally).await;
         (Operation::DeleteItem, cleared)
-    } else if !progress.is_empty() || previous.is_some() {
+    } else {
+        // Even with no segment progress: the item records when the pass began.
         let saved = checkpoint::save(client, config, key, progress, now, budget, tally).await;
         (Operation::PutItem, saved)
-    } else {
-        return Ok(None);
     };
     match outcome {
         Ok(written) => Ok(Some(written)),

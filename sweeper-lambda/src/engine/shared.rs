@@ -6,7 +6,7 @@
 //! parts it needs.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use aws_sdk_dynamodb::Client;
 
@@ -25,7 +25,7 @@ pub(super) struct Run {
     pub(super) config: SweepConfig,
     pub(super) cutoff: i64,
     pub(super) budget: Budget,
-    pub(super) tally: Tally,
+    pub(super) tally: Arc<Tally>,
     pub(super) scan: PageScan,
     pub(super) deleter: Deleter,
     /// The read-unit caps, per second and per run.
@@ -44,7 +44,7 @@ impl Run {
         config: &SweepConfig,
         cutoff: i64,
         budget: Budget,
-        tally: Tally,
+        tally: Arc<Tally>,
         hook: Hook,
         queue: VecDeque<(u32, Option<Cursor>)>,
     ) -> Self {
