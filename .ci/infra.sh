@@ -6,6 +6,9 @@
 #   2. the transforms to plain CloudFormation (AWS::LanguageExtensions with the SAM CLI's
 #      own implementation, then aws-sam-translator), then
 #      cfn-lint on the result;
+#   2b. the backlog alarm, read from the transformed template, evaluated with CloudWatch's
+#      rules against simulated sweeper runs on schedules from a minute to a day
+#      (infra/tests/alarm_eval.py);
 #   3. the IAM check on the transformed templates (infra/scripts/check_iam.py);
 #   4. the same checks on infra/tests/broken-template.yaml, the app-stack IAM check on
 #      infra/tests/broken-app-template.yaml, and both IAM checks on
@@ -79,6 +82,11 @@ t=$SECONDS
 cfn-lint --ignore-checks W1020 -- "$OUT/template.json" "$OUT/app-template.json"
 echo "    ok: the transformed templates lint clean"
 elapsed transform "$t"
+
+step 2b "backlog alarm: CloudWatch's evaluation rules over simulated runs, rate(1 minute) to rate(1 day)"
+t=$SECONDS
+"$PY" infra/tests/alarm_eval.py "$OUT/template.json"
+elapsed alarm-eval "$t"
 
 step 3 "IAM: no wildcard action/resource; every slice's sweeper and the app policy limited to the sessions table, the app policy to its own keys"
 t=$SECONDS

@@ -5,7 +5,9 @@ builds with `sam build`, starts MiniStack and exports AWS_ENDPOINT_URL.
 What it does, in order, each step a check that fails the run:
 
 1. `sam deploy` the sessions stack (infra/template.yaml, unchanged) with 2 slices, the
-   schedule disabled, and `sam deploy` the example app's stack (infra/app/template.yaml).
+   schedule disabled and a fixed read cap (SweepMaxReadUnitsPerSecond), and `sam deploy`
+   the example app's stack (infra/app/template.yaml). Each slice function has the read
+   cap in its environment and an event invoke config with no retries.
 2. The app: a visit / visit / logout cycle with a cookie jar, through the HTTP API when
    the emulator serves it, else (saying what fails) through direct invokes of the app's
    Lambda with HTTP API v2 events. The table holds the session after each visit and
@@ -14,11 +16,13 @@ What it does, in order, each step a check that fails the run:
    wrote): expired, live, in-grace, malformed and foreign (another app's prefix, and a
    reserved key) items.
 4. Invokes both slice functions directly: together their reports delete exactly the
-   expired items, each once, and the table agrees.
+   expired items, each once, and the table agrees; each report's read_cap_per_second is
+   the deployed cap.
 5. Sends a bad event: it fails with SweepError.InvalidConfig, and the errors alarm of that
    slice goes to ALARM.
 6. Enables the schedule (a second `sam deploy`, an update), seeds a second batch and waits
-   for the schedule to sweep it: both slices' runs appear in the shared log group.
+   for the schedule to sweep it: both slices' runs appear in the shared log group, each
+   publishing BacklogSeconds per FunctionName (its backlog alarm's dimension).
 7. `sam delete` both stacks.
 
 The last line is one result line: `e2e: PASS ...` or `e2e: FAIL ...`.
@@ -49,6 +53,9 @@ SLICES = 2
 GRACE_SECONDS = 900  # the in-grace items (expired 5 s before seeding) stay in grace for the whole run
 SCHEDULE_TIMEOUT_S = 240
 ALARM_TIMEOUT_S = 120
+# A fixed read cap (units per second per slice) instead of the default "auto", so that
+# each run's report can be checked against it.
+READ_CAP_PER_SECOND = 50
 
 started = time.monotonic()
 checks = []
@@ -100,6 +107,7 @@ def deploy_sessions(args, schedule_enabled):
          f"SweepSlices={SLICES}", f"SweepTotalSegments={TOTAL_SEGMENTS}",
          f"SweepGraceSeconds={GRACE_SECONDS}", f"KeyPrefix={KEY_PREFIX}",
          'SweepSchedule="rate(1 minute)"',
+         f"SweepMaxReadUnitsPerSecond={READ_CAP_PER_SECOND}",
          f"SweepScheduleEnabled={'true' if schedule_enabled else 'false'}"],
         os.path.join(args.state, "deploy-sessions.log"))
 
@@ -262,7 +270,8 @@ def sweeper_log_lines(logs, group, since_ms):
 
 
 def emf_function_names(lines):
-    """The FunctionName of every EMF metrics line that publishes Incomplete per function."""
+    """The FunctionName of every EMF metrics line that publishes BacklogSeconds per
+    function, the metric and dimensions of the slice's backlog alarm."""
     names = set()
     for line in lines:
         if not line.lstrip().startswith("{") or '"_aws"' not in line:
@@ -270,7 +279,7 @@ def emf_function_names(lines):
         emf = json.loads(line)
         for directive in emf["_aws"]["CloudWatchMetrics"]:
             if directive["Dimensions"] == [["TableName", "FunctionName"]] and \
-                    {"Name": "Incomplete", "Unit": "Count"} in directive["Metrics"]:
+                    {"Name": "BacklogSeconds", "Unit": "Seconds"} in directive["Metrics"]:
                 names.add(emf.get("FunctionName"))
     return names
 
@@ -317,6 +326,22 @@ def main():
         slices = {f: lam.get_function_configuration(FunctionName=f)["Environment"]["Variables"]["SWEEP_SLICE"]
                   for f in functions}
         check(sorted(slices.values()) == ["0/2", "1/2"], "their SWEEP_SLICE are 0/2 and 1/2", slices)
+        caps = {f: lam.get_function_configuration(FunctionName=f)["Environment"]["Variables"].get(
+            "SWEEP_MAX_READ_UNITS_PER_SECOND") for f in functions}
+        check(set(caps.values()) == {str(READ_CAP_PER_SECOND)},
+              f"their SWEEP_MAX_READ_UNITS_PER_SECOND is the deployed {READ_CAP_PER_SECOND}", caps)
+        retries = {f: lam.get_function_event_invoke_config(FunctionName=f, Qualifier="$LATEST").get(
+            "MaximumRetryAttempts") for f in functions}
+        check(set(retries.values()) == {0}, "a failed run is not retried (EventInvokeConfig MaximumRetryAttempts 0)",
+              retries)
+        backlog = {}
+        for i, function in enumerate(functions):
+            name = physical_id(cfn, SESSIONS_STACK, f"SweeperBacklogAlarm{i}")
+            alarm = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+            backlog[function] = (alarm["MetricName"], {d["Name"]: d["Value"] for d in alarm["Dimensions"]})
+        check(all(metric == "BacklogSeconds" and dims == {"TableName": table, "FunctionName": function}
+                  for function, (metric, dims) in backlog.items()),
+              "each slice's backlog alarm watches BacklogSeconds of its table and function", backlog)
         states = {s["Name"]: s["State"] for s in scheduler.list_schedules()["Schedules"]
                   if s["Name"].startswith(SESSIONS_STACK + "-")}
         check(states == {f"{SESSIONS_STACK}-session-sweeper-{i}": "DISABLED" for i in range(4)},
@@ -346,12 +371,15 @@ def main():
         for function in functions:
             error, report = invoke(lam, function, {})
             check(error is None, f"slice {slices[function]} invocation succeeds", report)
-            log(f"  report: {json.dumps({k: report[k] for k in ('slice', 'scanned', 'deleted', 'already_gone', 'malformed_skipped', 'read_units', 'write_units', 'complete')})}")
+            log(f"  report: {json.dumps({k: report.get(k) for k in ('slice', 'scanned', 'deleted', 'already_gone', 'malformed_skipped', 'read_units', 'write_units', 'read_cap_per_second', 'complete')})}")
             reports.append(report)
         check(sorted(r["slice"] for r in reports) == ["0-4of8", "4-8of8"], "the two slices are segments 0-4 and 4-8",
               [r["slice"] for r in reports])
         check(all(r["complete"] and r["segments_failed"] == 0 and not r["errors"] for r in reports),
               "both runs are complete, with no failed segment")
+        check(all(r.get("read_cap_per_second") == READ_CAP_PER_SECOND for r in reports),
+              f"each run's read cap in force is the deployed SweepMaxReadUnitsPerSecond, {READ_CAP_PER_SECOND}",
+              [r.get("read_cap_per_second") for r in reports])
         deleted = sum(r["deleted"] for r in reports)
         check(deleted == len(expired), f"the reports delete exactly the {len(expired)} expired items", deleted)
         check(all(r["deleted"] > 0 for r in reports), "each slice deleted some",
@@ -407,7 +435,7 @@ def main():
         check(sum(r[1] for r in runs) == len(second),
               "the scheduled runs' logs count each of the second batch once", runs)
         check(emf_function_names(lines) == set(functions),
-              "each slice's EMF line publishes Incomplete per FunctionName (its alarm's dimension)",
+              "each slice's EMF line publishes BacklogSeconds per FunctionName (its alarm's dimension)",
               emf_function_names(lines))
         after = scan_all(ddb, table)
         check(set(after) == {i["id"]["S"] for i in kept}, "nothing else was touched")
