@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Scenarios: `store` (1), `amplification` (2), `sweep` (3), `scaling` (4), `lambda` (5),
-//! `cost` (6), `all` (default). `--quick` runs small sizes to check the harness still works (CI); it
+//! `cost` (6), `sizing` (7), `all` (default). With `--json PATH`, the charts of the
+//! scenarios that ran are drawn beside it (`charts`); in quick mode, into a temporary
+//! folder. `--quick` runs small sizes to check the harness still works (CI); it
 //! proves nothing about speed, and missed targets do not fail it. `--large` adds the
 //! 1,000,000-item run to `sweep` (it takes minutes). The server is the embedded dynoxide on
 //! 127.0.0.1:0, in this process, unless `DYNAMODB_ENDPOINT` is set. Outside quick mode,
@@ -22,6 +24,8 @@
 //! | `scaling` | 4: sweeper deletes/s with 1 to 16 segments, server vs client CPU |
 //! | `lambda` | 5: `bootstrap.zip` size; cold start against a fake Runtime API |
 //! | `cost` | 6: read and write units of one sweep vs the cost model |
+//! | `sizing` | 7: sweeper CPU and peak RSS per 10,000 deletes; deletes/s per Lambda size |
+//! | `charts` | the SVG charts of BENCHMARKS.md, from the rows of the same run |
 //! | `data` | the sweeper scenarios' tables: bulk loads, reloads, counts |
 //! | `baselines` | raw `BatchWriteItem` deletes; the naive Scan + `DeleteItem` loop |
 //! | `child` | the sweeper process: build/locate it, peak RSS and CPU from `/proc` |
@@ -31,12 +35,14 @@
 
 mod amplification;
 mod baselines;
+mod charts;
 mod child;
 mod cost;
 mod data;
 mod lambda;
 mod report;
 mod scaling;
+mod sizing;
 mod store_rt;
 mod sweep;
 mod sweeper_child;
@@ -64,6 +70,7 @@ const SCENARIOS: &[&str] = &[
     "scaling",
     "lambda",
     "cost",
+    "sizing",
 ];
 
 fn parse_args() -> Result<Opts, String> {
@@ -126,6 +133,7 @@ async fn main() -> ExitCode {
             "scaling" => scaling::run(&mut report, opts.quick).await,
             "lambda" => lambda::run(&mut report, opts.quick).await,
             "cost" => cost::run(&mut report, opts.quick).await,
+            "sizing" => sizing::run(&mut report, opts.quick).await,
             _ => unreachable!("validated in parse_args"),
         }
     }
@@ -136,6 +144,24 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         eprintln!("wrote {}", path.display());
+    }
+    let charts = match (&opts.json, opts.quick) {
+        (_, true) => Some(std::env::temp_dir().join("bench-charts")),
+        (Some(path), false) => path.parent().map(std::path::Path::to_path_buf),
+        (None, false) => None,
+    };
+    if let Some(dir) = charts {
+        match charts::draw(&report, &dir) {
+            Ok(files) => {
+                for file in files {
+                    eprintln!("drew {}", file.display());
+                }
+            }
+            Err(e) => {
+                eprintln!("could not draw the charts: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     if report.failed_targets() > 0 {
         eprintln!(

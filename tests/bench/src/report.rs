@@ -83,6 +83,11 @@ impl Report {
     }
 
     /// Adds a row; `met` is computed by the caller against its target.
+    /// The rows so far.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
     pub fn push(&mut self, row: Row) {
         self.rows.push(row);
     }
