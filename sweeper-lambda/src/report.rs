@@ -151,6 +151,9 @@ impl SweepReport {
     ///   slice that keeps stopping early is seen even while the others finish;
     /// - [`MetricsMode::Alarms`]: only [`BACKLOG_METRIC`] per slice (per `TableName`
     ///   without a function name): 1 per slice.
+    ///
+    /// A dry run, or a run that could not read its checkpoint, does not know how old the
+    /// pass is: it publishes no per-slice [`BACKLOG_METRIC`], so it never clears the alarm.
     pub fn to_emf(
         &self,
         namespace: &str,
@@ -167,16 +170,20 @@ impl SweepReport {
                 "Metrics": METRIC_NAMES.iter().map(|n| metric(n)).collect::<Vec<_>>(),
             }));
         }
-        if function_name.is_some() {
+        // The alarm's metric only from a run that knows how old its pass is: a dry run
+        // (an operator's check) or a run that could not read its checkpoint must not
+        // clear a backlog alarm.
+        let backlog_known = !self.dry_run && !self.checkpoint_unread;
+        let backlog_dimensions = match (backlog_known, function_name, mode) {
+            (false, ..) => None,
+            (true, Some(_), _) => Some(json!([["TableName", "FunctionName"]])),
+            (true, None, MetricsMode::Alarms) => Some(json!([["TableName"]])),
+            (true, None, _) => None,
+        };
+        if let Some(dimensions) = backlog_dimensions {
             directives.push(json!({
                 "Namespace": namespace,
-                "Dimensions": [["TableName", "FunctionName"]],
-                "Metrics": [metric(BACKLOG_METRIC)],
-            }));
-        } else if mode == MetricsMode::Alarms {
-            directives.push(json!({
-                "Namespace": namespace,
-                "Dimensions": [["TableName"]],
+                "Dimensions": dimensions,
                 "Metrics": [metric(BACKLOG_METRIC)],
             }));
         }
@@ -340,6 +347,27 @@ mod tests {
         );
         assert_eq!(v["FunctionName"], "stack-SweeperFunction1-ABC");
         assert_eq!(v["BacklogSeconds"], 10_000);
+    }
+
+    #[test]
+    fn a_dry_run_or_an_unread_checkpoint_never_feeds_the_alarm() {
+        for (dry_run, checkpoint_unread) in [(true, false), (false, true)] {
+            let mut r = report();
+            r.dry_run = dry_run;
+            r.checkpoint_unread = checkpoint_unread;
+            r.backlog_seconds = 0;
+            let all = r.to_emf("Ns", 0, Some("f"), MetricsMode::All);
+            let directives = all["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+            assert_eq!(directives.len(), 1, "the table's metrics only");
+            assert_eq!(directives[0]["Dimensions"], json!([["TableName"]]));
+            let alarms = r.to_emf("Ns", 0, Some("f"), MetricsMode::Alarms);
+            assert!(
+                alarms["_aws"]["CloudWatchMetrics"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+            );
+        }
     }
 
     #[test]
