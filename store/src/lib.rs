@@ -6,6 +6,7 @@
 //! |--------|---------|
 //! | [`store`] | [`DynamoStore`]: options, get / put / insert / update / touch / delete |
 //! | `session_store` | the `tower_sessions_core::SessionStore` implementation |
+//! | `actix_store` | the `actix_session::storage::SessionStore` implementation (feature `actix-session`) |
 //! | [`schema`] | the table contract: attribute names and aliases, keys and reserved keys, expiry units and classification, the session shape, size limits |
 //! | `throttle` | the pure write / touch / skip decision and its bounded memory |
 //! | [`table`] | `check_table`, the startup check in words; `create_table` for development |
@@ -15,6 +16,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "actix-session")]
+mod actix_store;
 pub mod clock;
 pub mod error;
 pub mod schema;
@@ -24,6 +27,11 @@ pub mod store;
 pub mod table;
 mod throttle;
 
+/// The actix-session this store implements `SessionStore` of.
+#[cfg(feature = "actix-session")]
+pub use actix_session;
+#[cfg(feature = "actix-session")]
+pub use actix_store::SESSION_KEY_LENGTH;
 pub use aws_sdk_dynamodb;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
