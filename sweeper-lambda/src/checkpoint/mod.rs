@@ -36,8 +36,13 @@
 mod item;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConsumedCapacity, ReturnConsumedCapacity};
 use dynamo_session_store::schema::KEY_ALIAS;
 
@@ -259,28 +264,19 @@ pub(crate) async fn save(
     let condition = expect.condition(config.schema().key_attribute());
     let (written, consumed) =
         send_with_retries(Operation::PutItem, config.retry(), budget, tally, || {
-            let sent = client
-                .put_item()
-                .table_name(config.table())
-                .set_item(Some(item.clone()))
-                .condition_expression(&condition.expression)
-                .set_expression_attribute_names(Some(condition.names.clone()))
-                .set_expression_attribute_values(condition.values.clone())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send();
-            async move {
-                match sent.await {
-                    Ok(out) => Ok((Written::Done, out.consumed_capacity)),
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        Ok((Written::Conflict, None))
-                    }
-                    Err(err) => Err(err),
-                }
-            }
+            conditional(
+                client
+                    .put_item()
+                    .table_name(config.table())
+                    .set_item(Some(item.clone()))
+                    .condition_expression(&condition.expression)
+                    .set_expression_attribute_names(Some(condition.names.clone()))
+                    .set_expression_attribute_values(condition.values.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send(),
+                PutItemError::is_conditional_check_failed_exception,
+                |out| out.consumed_capacity,
+            )
         })
         .await?;
     tally.wrote(consumed.as_ref());
@@ -297,37 +293,45 @@ pub(crate) async fn clear(
     tally: &Tally,
 ) -> Result<Written, Stop> {
     let condition = expect.condition(config.schema().key_attribute());
-    let (written, consumed): (Written, Option<ConsumedCapacity>) =
+    let (written, consumed) =
         send_with_retries(Operation::DeleteItem, config.retry(), budget, tally, || {
-            let sent = client
-                .delete_item()
-                .table_name(config.table())
-                .key(
-                    config.schema().key_attribute(),
-                    AttributeValue::S(key.to_owned()),
-                )
-                .condition_expression(&condition.expression)
-                .set_expression_attribute_names(Some(condition.names.clone()))
-                .set_expression_attribute_values(condition.values.clone())
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send();
-            async move {
-                match sent.await {
-                    Ok(out) => Ok((Written::Done, out.consumed_capacity)),
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                    {
-                        Ok((Written::Conflict, None))
-                    }
-                    Err(err) => Err(err),
-                }
-            }
+            conditional(
+                client
+                    .delete_item()
+                    .table_name(config.table())
+                    .key(
+                        config.schema().key_attribute(),
+                        AttributeValue::S(key.to_owned()),
+                    )
+                    .condition_expression(&condition.expression)
+                    .set_expression_attribute_names(Some(condition.names.clone()))
+                    .set_expression_attribute_values(condition.values.clone())
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send(),
+                DeleteItemError::is_conditional_check_failed_exception,
+                |out| out.consumed_capacity,
+            )
         })
         .await?;
     tally.wrote(consumed.as_ref());
     Ok(written)
+}
+
+/// One attempt of a conditional checkpoint write: a failed condition is an answer (another
+/// run wrote first), told apart here and never retried; `consumed` takes the capacity
+/// from the output.
+async fn conditional<O, E>(
+    sent: impl Future<Output = Result<O, SdkError<E, HttpResponse>>>,
+    condition_failed: fn(&E) -> bool,
+    consumed: fn(O) -> Option<ConsumedCapacity>,
+) -> Result<(Written, Option<ConsumedCapacity>), SdkError<E, HttpResponse>> {
+    match sent.await {
+        Ok(out) => Ok((Written::Done, consumed(out))),
+        Err(err) if err.as_service_error().is_some_and(condition_failed) => {
+            Ok((Written::Conflict, None))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]
