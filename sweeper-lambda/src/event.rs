@@ -22,10 +22,10 @@ use crate::config::{ConfigError, SETTINGS, Setting, SweepConfig};
 
 /// Settings an event overrides, in the order of [`SETTINGS`], each as the text its
 /// variable would hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct EventOverrides {
-    /// (variable, value, the field as the event named it).
-    values: Vec<(&'static str, String, String)>,
+    /// (setting, value, the field as the event named it).
+    values: Vec<(&'static Setting, String, String)>,
 }
 
 impl EventOverrides {
@@ -72,10 +72,10 @@ impl EventOverrides {
             }
             let text =
                 text_of(setting.kind, value).map_err(|reason| field_error(&field, reason))?;
-            values.push((setting.env, text, field));
+            values.push((setting, text, field));
         }
         // Applied in the order of SETTINGS: the total before the slice within it.
-        values.sort_by_key(|(env, ..)| SETTINGS.iter().position(|s| s.env == *env));
+        values.sort_by_key(|(setting, ..)| SETTINGS.iter().position(|s| s.env == setting.env));
         Ok(Self { values })
     }
 
@@ -91,17 +91,18 @@ impl EventOverrides {
     /// the result breaks (e.g. a slice beyond the total).
     pub fn apply(&self, config: &SweepConfig) -> Result<SweepConfig, ConfigError> {
         let mut config = config.clone();
-        for (env, text, field) in &self.values {
-            let setting = Setting::by_env(env).expect("parse keeps only settings");
+        for (setting, text, field) in &self.values {
             config = setting
                 .apply(config, text)
                 .map_err(|reason| field_error(field, reason))?;
         }
         config.validate().map_err(|err| {
-            err.renamed(|env| match self.values.iter().find(|(e, ..)| *e == env) {
-                Some((.., field)) => format!("event field `{field}`"),
-                None => format!("setting `{env}`"),
-            })
+            err.renamed(
+                |env| match self.values.iter().find(|(s, ..)| s.env == env) {
+                    Some((.., field)) => format!("event field `{field}`"),
+                    None => format!("setting `{env}`"),
+                },
+            )
         })?;
         Ok(config)
     }
@@ -243,7 +244,7 @@ mod tests {
             json!({}),
             json!({"source": "aws.events", "detail": {}}),
         ] {
-            assert_eq!(EventOverrides::parse(&empty).unwrap(), Default::default());
+            assert!(EventOverrides::parse(&empty).unwrap().is_empty());
         }
     }
 
