@@ -10,32 +10,24 @@
 use serde_json::json;
 use sweeper_lambda::SweepConfig;
 
-use crate::child;
-use crate::data::Sessions;
 use crate::report::{Report, Row};
-use crate::sweep::size_label;
-use crate::sweeper_run::sweep_in_child;
+use crate::sweeper_run::{BySegments, sweeps_by_segments};
 
 const SEGMENTS: [u32; 5] = [1, 2, 4, 8, 16];
 
 pub async fn run(report: &mut Report, quick: bool) {
-    let program = tokio::task::spawn_blocking(move || child::sweeper_program(quick))
-        .await
-        .expect("locate the sweeper");
-    let total = if quick { 1_000 } else { 50_000 };
-    let size = size_label(total);
-    eprintln!("   {size} sessions, sweeper program: {}", program.label());
-    let sessions = Sessions::create("bench-scaling", total).await;
-    let expired = sessions.expired() as f64;
+    let BySegments {
+        size,
+        total,
+        expired,
+        runs,
+        ..
+    } = sweeps_by_segments("bench-scaling", quick, &SEGMENTS).await;
+    let expired = expired as f64;
     let mut one_segment = None;
-    for (i, segments) in SEGMENTS.into_iter().enumerate() {
-        if i > 0 {
-            sessions.reload_expired().await;
-        }
-        let config = SweepConfig::new(sessions.table.as_str()).with_total_segments(segments);
+    for (segments, run) in runs {
+        let config = SweepConfig::new("t").with_total_segments(segments);
         let in_flight = config.segment_concurrency() as usize * config.delete_concurrency();
-        let segments_arg = segments.to_string();
-        let run = sweep_in_child(&program, &sessions, &["--segments", &segments_arg]).await;
         let wall = run.wall.as_secs_f64();
         let rate = expired / wall;
         let base = *one_segment.get_or_insert(rate);

@@ -15,11 +15,8 @@
 
 use serde_json::json;
 
-use crate::child;
-use crate::data::Sessions;
 use crate::report::{Report, Row};
-use crate::sweep::size_label;
-use crate::sweeper_run::sweep_in_child;
+use crate::sweeper_run::{BySegments, sweeps_by_segments};
 
 const SEGMENTS: [u32; 3] = [1, 4, 8];
 /// The memory sizes the infra README sizes, in MB.
@@ -39,20 +36,14 @@ pub fn cpu_bound_rate(memory_mb: u32, cpu_s_per_10k: f64) -> f64 {
 }
 
 pub async fn run(report: &mut Report, quick: bool) {
-    let program = tokio::task::spawn_blocking(move || child::sweeper_program(quick))
-        .await
-        .expect("locate the sweeper");
-    let total = if quick { 1_000 } else { 50_000 };
-    let size = size_label(total);
-    eprintln!("   {size} sessions, sweeper program: {}", program.label());
-    let sessions = Sessions::create("bench-sizing", total).await;
+    let BySegments {
+        size,
+        program,
+        runs,
+        ..
+    } = sweeps_by_segments("bench-sizing", quick, &SEGMENTS).await;
     let mut default_cpu_s_per_10k = 0.0;
-    for (i, segments) in SEGMENTS.into_iter().enumerate() {
-        if i > 0 {
-            sessions.reload_expired().await;
-        }
-        let segments_arg = segments.to_string();
-        let run = sweep_in_child(&program, &sessions, &["--segments", &segments_arg]).await;
+    for (segments, run) in runs {
         let cpu_s_per_10k = run.sweeper_cpu.as_secs_f64() / run.deleted as f64 * 10_000.0;
         eprintln!(
             "   {segments} segments: {:.3} CPU-s and {:.1} MiB peak RSS per 10k deletes",
@@ -69,7 +60,7 @@ pub async fn run(report: &mut Report, quick: bool) {
                 "sweeper_cpu_s": run.sweeper_cpu.as_secs_f64(),
                 "wall_s": run.wall.as_secs_f64(),
                 "peak_rss_mib": run.peak_rss_mib,
-                "program": program.label(),
+                "program": program,
             })),
             ..Row::default()
         });

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::child::{self, OwnCpu, SweeperProgram};
 use crate::data::Sessions;
+use crate::sweep::size_label;
 
 /// One sweep by the child process, with what it cost.
 #[derive(Debug)]
@@ -104,5 +105,50 @@ pub async fn sweep_in_child_at(
         sweeper_cpu: run.cpu,
         server_cpu,
         deleted: printed.deleted,
+    }
+}
+
+/// Runs of the sweeper over one table, one per segment count.
+pub struct BySegments {
+    /// The table's size, e.g. `50k`.
+    pub size: String,
+    /// Sessions in the table.
+    pub total: usize,
+    /// Of those, expired: each run deletes them.
+    pub expired: usize,
+    /// Which program swept.
+    pub program: &'static str,
+    /// Each segment count and its run.
+    pub runs: Vec<(u32, SweepRun)>,
+}
+
+/// Scenarios 4 and 7: the sweeper in a child process over one table of 50,000 sessions
+/// (1,000 in quick mode), half expired, once per entry of `segments` (`--segments N`), the
+/// expired half reloaded before each run after the first.
+pub async fn sweeps_by_segments(label: &str, quick: bool, segments: &[u32]) -> BySegments {
+    let program = tokio::task::spawn_blocking(move || child::sweeper_program(quick))
+        .await
+        .expect("locate the sweeper");
+    let total = if quick { 1_000 } else { 50_000 };
+    let size = size_label(total);
+    eprintln!("   {size} sessions, sweeper program: {}", program.label());
+    let sessions = Sessions::create(label, total).await;
+    let mut runs = Vec::new();
+    for (i, &count) in segments.iter().enumerate() {
+        if i > 0 {
+            sessions.reload_expired().await;
+        }
+        let arg = count.to_string();
+        runs.push((
+            count,
+            sweep_in_child(&program, &sessions, &["--segments", &arg]).await,
+        ));
+    }
+    BySegments {
+        size,
+        total,
+        expired: sessions.expired(),
+        program: program.label(),
+        runs,
     }
 }
