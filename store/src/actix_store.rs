@@ -23,6 +23,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use crate::error::{Error, redact};
+use crate::owner::SessionData;
 use crate::store::{DynamoStore, Mode, WriteOutcome};
 
 /// How many fresh keys `save` tries before giving up (a collision of 381-bit keys does not
@@ -57,12 +58,36 @@ impl DynamoStore {
         self.now_epoch().saturating_add(ttl.whole_seconds().max(0))
     }
 
+    /// The owner of `state`, when the store writes owners: actix keeps each value as a
+    /// JSON text, so the owner function sees them parsed (a value that is not JSON, as a
+    /// string).
+    fn actix_owner(&self, key: &str, state: &HashMap<String, String>) -> Option<String> {
+        self.owner.as_ref()?;
+        let parsed: HashMap<String, serde_json::Value> = state
+            .iter()
+            .map(|(name, text)| {
+                let value = serde_json::from_str(text)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+                (name.clone(), value)
+            })
+            .collect();
+        self.owner_of(key, SessionData::map(&parsed))
+    }
+
     /// Writes `json` under a fresh key, retrying on a taken one.
-    async fn save_fresh(&self, json: String, expires: i64) -> Result<SessionKey, Error> {
+    async fn save_fresh(
+        &self,
+        json: String,
+        expires: i64,
+        owner: Option<String>,
+    ) -> Result<SessionKey, Error> {
         for _ in 0..MAX_SAVE_ATTEMPTS {
             let id = fresh_key();
             let key = self.schema.key_for(&id)?;
-            match self.write(key, json.clone(), expires, Mode::Insert).await? {
+            match self
+                .write(key, json.clone(), expires, Mode::Insert, owner.clone())
+                .await?
+            {
                 WriteOutcome::AlreadyExists => {
                     tracing::warn!(session = %redact(&id), "session key taken; picking another");
                 }
@@ -113,7 +138,8 @@ impl SessionStore for DynamoStore {
         ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
         let json = encode_state(&session_state).map_err(|e| SaveError::Serialization(e.into()))?;
-        self.save_fresh(json, self.actix_expiry(ttl))
+        let owner = self.actix_owner("(new session)", &session_state);
+        self.save_fresh(json, self.actix_expiry(ttl), owner)
             .await
             .map_err(|e| {
                 if is_data_error(&e) {
@@ -139,9 +165,10 @@ impl SessionStore for DynamoStore {
         };
         let json = encode_state(&session_state).map_err(update_error)?;
         let expires = self.actix_expiry(ttl);
+        let owner = self.actix_owner(session_key.as_ref(), &session_state);
         let outcome = match self.schema.key_for(session_key.as_ref()) {
             Ok(key) => self
-                .write(key, json.clone(), expires, Mode::Update)
+                .write(key, json.clone(), expires, Mode::Update, owner.clone())
                 .await
                 .map_err(update_error)?,
             Err(_) => WriteOutcome::Gone,
@@ -154,7 +181,9 @@ impl SessionStore for DynamoStore {
             session = %redact(session_key.as_ref()),
             "session gone before this update; saving the state under a new key"
         );
-        self.save_fresh(json, expires).await.map_err(update_error)
+        self.save_fresh(json, expires, owner)
+            .await
+            .map_err(update_error)
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {

@@ -19,6 +19,38 @@ pub enum Error {
         reason: String,
     },
 
+    /// The owner given to [`DynamoStore::sessions_of`](crate::DynamoStore::sessions_of),
+    /// [`revoke`](crate::DynamoStore::revoke) or
+    /// [`revoke_all`](crate::DynamoStore::revoke_all) cannot be an owner index key.
+    #[error("invalid owner: {reason}")]
+    #[non_exhaustive]
+    InvalidOwner {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// [`DynamoStore::revoke_all`](crate::DynamoStore::revoke_all) could not delete every
+    /// session of the owner. The deletes that could be made were made; calling it again
+    /// finishes the job.
+    #[error(
+        "revoking an owner's sessions stopped short: {deleted} deleted, {failed} failed{}; \
+         call revoke_all again to finish: {source}",
+        if *listed_all { "" } else { ", and the listing of the rest failed" }
+    )]
+    #[non_exhaustive]
+    RevokeIncomplete {
+        /// Sessions deleted.
+        deleted: usize,
+        /// Deletes that failed.
+        failed: usize,
+        /// Whether every page of the owner's sessions was listed (if not, more may remain
+        /// than `failed`).
+        listed_all: bool,
+        /// The first failure.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The item schema (attribute names) is unusable.
     #[error("invalid item schema: {reason}")]
     #[non_exhaustive]
@@ -101,13 +133,11 @@ pub enum Error {
 impl Error {
     /// Whether the error is transient, so the same call may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Error::DynamoDb {
-                transient: true,
-                ..
-            }
-        )
+        match self {
+            Error::DynamoDb { transient, .. } => *transient,
+            Error::RevokeIncomplete { source, .. } => source.is_transient(),
+            _ => false,
+        }
     }
 
     pub(crate) fn decode(attribute: &str, problem: impl Into<String>) -> Self {

@@ -7,6 +7,7 @@
 //! | [`store`] | [`DynamoStore`]: options, get / put / insert / update / touch / delete |
 //! | `session_store` | the `tower_sessions_core::SessionStore` implementation |
 //! | `actix_store` | the `actix_session::storage::SessionStore` implementation (feature `actix-session`) |
+//! | [`owner`] | sessions by owner: the owner function, `sessions_of`, `revoke`, `revoke_all` over a sparse keys-only index |
 //! | [`schema`] | the table contract: attribute names and aliases, keys and reserved keys, expiry units and classification, the session shape, size limits |
 //! | `throttle` | the pure write / touch / skip decision and its bounded memory |
 //! | [`table`] | `check_table`, the startup check in words; `create_table` for development |
@@ -20,6 +21,7 @@
 mod actix_store;
 pub mod clock;
 pub mod error;
+pub mod owner;
 pub mod schema;
 #[cfg(any(feature = "tower-sessions", feature = "tower-sessions-014"))]
 mod session_store;
@@ -35,6 +37,7 @@ pub use actix_store::SESSION_KEY_LENGTH;
 pub use aws_sdk_dynamodb;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
+pub use owner::{OwnedSession, Revoked, SessionHandle, SessionsOf};
 pub use schema::ItemSchema;
 pub use store::{DynamoStore, Loaded, WriteOutcome};
 pub use table::{TableCheck, TableCreated, TableProblem, TtlStatus, check_table};

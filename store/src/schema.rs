@@ -17,6 +17,11 @@
 //! tower-sessions' `create`) also carries a random claim token (`claim`, S), so that a
 //! retried insert recognises its own write; later saves drop it.
 //!
+//! A store told how to find a session's owner ([`DynamoStore::with_owner`](crate::DynamoStore::with_owner))
+//! also writes the owner (`owner`, S, [`ItemSchema::with_owner_attribute`]) on items that
+//! have one, and only on those: the key of a sparse global secondary index, so that an
+//! app can list and revoke one user's sessions ([`crate::owner`]).
+//!
 //! **The shape**: an item is a session only if its key is a String under the key prefix
 //! that is not reserved, and its data attribute is present with type [`DATA_TYPE`]. The
 //! sweeper scans and deletes only items of that shape, and its deletes check the shape
@@ -115,6 +120,12 @@ pub const FAR_FUTURE_SECONDS: i64 = 10 * 366 * 86_400;
 /// The default name of the claim token attribute (see [`ItemSchema::with_claim_attribute`]).
 pub const DEFAULT_CLAIM_ATTRIBUTE: &str = "claim";
 
+/// The default name of the owner attribute (see [`ItemSchema::with_owner_attribute`]).
+pub const DEFAULT_OWNER_ATTRIBUTE: &str = "owner";
+
+/// Expression alias of the owner attribute.
+pub const OWNER_ALIAS: &str = "#o";
+
 /// How a stored expiry (epoch seconds) stands against a cutoff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -157,6 +168,8 @@ pub struct SessionItem {
     pub data: String,
     /// Expiry, epoch seconds.
     pub expires: i64,
+    /// The owner, when the item has a String owner attribute.
+    pub owner: Option<String>,
 }
 
 /// The attribute names and key prefix of session items: the configurable part of the
@@ -167,6 +180,7 @@ pub struct ItemSchema {
     expires_attr: String,
     data_attr: String,
     claim_attr: String,
+    owner_attr: String,
     key_prefix: String,
 }
 
@@ -177,6 +191,7 @@ impl Default for ItemSchema {
             expires_attr: "expires".into(),
             data_attr: "data".into(),
             claim_attr: DEFAULT_CLAIM_ATTRIBUTE.into(),
+            owner_attr: DEFAULT_OWNER_ATTRIBUTE.into(),
             key_prefix: String::new(),
         }
     }
@@ -212,6 +227,12 @@ impl ItemSchema {
         self
     }
 
+    /// Names the owner attribute, the key of the owner index (default `owner`).
+    pub fn with_owner_attribute(mut self, name: impl Into<String>) -> Self {
+        self.owner_attr = name.into();
+        self
+    }
+
     /// Prefixes every key, so sessions can share a table with other items (default none).
     /// A non-empty prefix must end with a character that is neither a letter nor a digit
     /// and must not contain `!` ([`validate`](Self::validate) checks it).
@@ -240,6 +261,11 @@ impl ItemSchema {
         &self.claim_attr
     }
 
+    /// The owner attribute name.
+    pub fn owner_attribute(&self) -> &str {
+        &self.owner_attr
+    }
+
     /// The key prefix.
     pub fn key_prefix(&self) -> &str {
         &self.key_prefix
@@ -247,8 +273,8 @@ impl ItemSchema {
 
     /// The schema named by the environment variables that `infra/template.yaml` sets on
     /// the apps and on the sweeper alike, read through `lookup`:
-    /// `SESSION_KEY_ATTRIBUTE` (default `id`), `SESSION_EXPIRES_ATTRIBUTE` (`expires`) and
-    /// `SESSION_DATA_ATTRIBUTE` (`data`), each trimmed, unset or blank keeping the
+    /// `SESSION_KEY_ATTRIBUTE` (default `id`), `SESSION_EXPIRES_ATTRIBUTE` (`expires`),
+    /// `SESSION_DATA_ATTRIBUTE` (`data`) and `SESSION_OWNER_ATTRIBUTE` (`owner`), each trimmed, unset or blank keeping the
     /// default; and `SESSION_KEY_PREFIX` (none), taken exactly as given, since a prefix may
     /// end in a space or a separator. The result is not validated: call
     /// [`ItemSchema::validate`].
@@ -279,6 +305,9 @@ impl ItemSchema {
         if let Some(v) = name("SESSION_DATA_ATTRIBUTE") {
             schema.data_attr = v;
         }
+        if let Some(v) = name("SESSION_OWNER_ATTRIBUTE") {
+            schema.owner_attr = v;
+        }
         if let Some(v) = lookup("SESSION_KEY_PREFIX") {
             schema.key_prefix = v;
         }
@@ -304,6 +333,7 @@ impl ItemSchema {
             ("expires attribute", &self.expires_attr),
             ("data attribute", &self.data_attr),
             ("claim attribute", &self.claim_attr),
+            ("owner attribute", &self.owner_attr),
         ];
         for (what, name) in names {
             if name.is_empty() {
@@ -319,7 +349,7 @@ impl ItemSchema {
             if let Some((other, _)) = names[i + 1..].iter().find(|(_, n)| n == name) {
                 return invalid(format!(
                     "the {what} and the {other} are both named `{name}`; the key, expires, \
-                     data and claim attribute names must differ"
+                     data, claim and owner attribute names must differ"
                 ));
             }
         }
@@ -429,7 +459,8 @@ impl ItemSchema {
             && matches!(item.get(&self.data_attr), Some(AttributeValue::S(_)))
     }
 
-    /// The size DynamoDB would count for a session item with this key and data.
+    /// The size DynamoDB would count for a session item with this key and data (and no
+    /// owner: add [`owner_size`](Self::owner_size) for one).
     pub fn item_size(&self, key: &str, data_json: &str, expires: i64) -> usize {
         self.key_attr.len()
             + key.len()
@@ -439,27 +470,52 @@ impl ItemSchema {
             + data_json.len()
     }
 
+    /// What an owner attribute holding `owner` adds to an item's size.
+    pub fn owner_size(&self, owner: &str) -> usize {
+        self.owner_attr.len() + owner.len()
+    }
+
     /// Builds the item of a session: `key` (from [`key_for`](Self::key_for)), its data
     /// JSON and its expiry in epoch seconds.
     ///
     /// # Errors
     /// [`Error::TooLarge`] when it would exceed [`MAX_ITEM_BYTES`].
     pub fn encode(&self, key: String, data_json: String, expires: i64) -> Result<Item, Error> {
-        let size = self.item_size(&key, &data_json, expires);
+        self.encode_owned(key, data_json, expires, None)
+    }
+
+    /// [`encode`](Self::encode), with the owner attribute when `owner` is given (an
+    /// owner is a non-empty String; the store checks it with
+    /// [`crate::owner::check_owner`] first).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when it would exceed [`MAX_ITEM_BYTES`].
+    pub fn encode_owned(
+        &self,
+        key: String,
+        data_json: String,
+        expires: i64,
+        owner: Option<String>,
+    ) -> Result<Item, Error> {
+        let size = self.item_size(&key, &data_json, expires)
+            + owner.as_deref().map_or(0, |o| self.owner_size(o));
         if size > MAX_ITEM_BYTES {
             return Err(Error::TooLarge {
                 size,
                 limit: MAX_ITEM_BYTES,
             });
         }
-        Ok(HashMap::from([
-            (self.key_attr.clone(), AttributeValue::S(key)),
-            (
-                self.expires_attr.clone(),
-                AttributeValue::N(expires.to_string()),
-            ),
-            (self.data_attr.clone(), AttributeValue::S(data_json)),
-        ]))
+        let mut item = HashMap::with_capacity(4);
+        item.insert(self.key_attr.clone(), AttributeValue::S(key));
+        item.insert(
+            self.expires_attr.clone(),
+            AttributeValue::N(expires.to_string()),
+        );
+        item.insert(self.data_attr.clone(), AttributeValue::S(data_json));
+        if let Some(owner) = owner {
+            item.insert(self.owner_attr.clone(), AttributeValue::S(owner));
+        }
+        Ok(item)
     }
 
     /// Reads a session item: its data JSON (not parsed) and its expiry.
@@ -481,7 +537,15 @@ impl ItemSchema {
             }
             None => return Err(Error::decode(&self.data_attr, "is missing")),
         };
-        Ok(SessionItem { data, expires })
+        let owner = match item.remove(&self.owner_attr) {
+            Some(AttributeValue::S(s)) => Some(s),
+            _ => None,
+        };
+        Ok(SessionItem {
+            data,
+            expires,
+            owner,
+        })
     }
 
     /// The expiry of an item, epoch seconds. Classify it with [`Expiry::classify`].

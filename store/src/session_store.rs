@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, redact};
+use crate::owner::SessionData;
 use crate::store::{DynamoStore, Mode, WriteOutcome};
 
 /// How many fresh ids `SessionStore::create` tries before giving up.
@@ -54,7 +55,8 @@ macro_rules! session_store_for {
                 let expires = record.expiry_date.unix_timestamp();
                 for _ in 0..MAX_CREATE_ATTEMPTS {
                     let key = self.schema.key_for(&record.id.to_string())?;
-                    match self.write(key, json.clone(), expires, Mode::Insert).await? {
+                    let owner = self.owner_of(&key, SessionData::map(&record.data));
+                    match self.write(key, json.clone(), expires, Mode::Insert, owner).await? {
                         WriteOutcome::AlreadyExists => {
                             tracing::warn!(
                                 session = %redact(&record.id.to_string()),
@@ -77,9 +79,9 @@ macro_rules! session_store_for {
             ) -> $core::session_store::Result<()> {
                 let key = self.schema.key_for(&record.id.to_string())?;
                 let json = encode_data(&record.data)?;
-                let outcome = self
-                    .write(key, json, record.expiry_date.unix_timestamp(), Mode::Update)
-                    .await?;
+                let owner = self.owner_of(&key, SessionData::map(&record.data));
+                let expires = record.expiry_date.unix_timestamp();
+                let outcome = self.write(key, json, expires, Mode::Update, owner).await?;
                 if outcome == WriteOutcome::Gone {
                     tracing::debug!(
                         session = %redact(&record.id.to_string()),

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::{Error, redact};
+use crate::owner::{DEFAULT_OWNER_INDEX, OwnerFn, SessionData};
 use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, ItemSchema, KEY_ALIAS as KEY};
 use crate::throttle::{Plan, Seen, WriteCache, plan};
 
@@ -56,9 +57,11 @@ pub struct DynamoStore {
     pub(crate) schema: Arc<ItemSchema>,
     default_ttl: StdDuration,
     touch_after: StdDuration,
-    consistent_read: bool,
+    pub(crate) consistent_read: bool,
     pub(crate) clock: SharedClock,
-    cache: Arc<WriteCache>,
+    pub(crate) cache: Arc<WriteCache>,
+    pub(crate) owner: Option<OwnerFn>,
+    pub(crate) owner_index: Arc<str>,
 }
 
 impl fmt::Debug for DynamoStore {
@@ -71,6 +74,8 @@ impl fmt::Debug for DynamoStore {
             .field("consistent_read", &self.consistent_read)
             .field("clock", &self.clock)
             .field("throttled_sessions", &self.cache.len())
+            .field("writes_owners", &self.owner.is_some())
+            .field("owner_index", &self.owner_index)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +177,8 @@ impl DynamoStore {
             cache: Arc::new(WriteCache::new(
                 NonZeroUsize::new(DEFAULT_THROTTLE_CAPACITY).expect("non-zero"),
             )),
+            owner: None,
+            owner_index: Arc::from(DEFAULT_OWNER_INDEX),
         }
     }
 
@@ -453,7 +460,8 @@ impl DynamoStore {
         // always has the same fingerprint.
         let value = serde_json::to_value(data).map_err(Error::Encode)?;
         let json = serde_json::to_string(&value).map_err(Error::Encode)?;
-        self.write(key, json, self.expiry_secs(expires_at), mode)
+        let owner = self.owner_of(&key, SessionData::value(&value));
+        self.write(key, json, self.expiry_secs(expires_at), mode, owner)
             .await
     }
 
@@ -487,14 +495,17 @@ impl DynamoStore {
         Ok(Some((stored.data, stored.expires)))
     }
 
-    /// Writes a session item (already keyed, its data encoded), throttled and conditioned
-    /// by `mode`: [`decide`] picks the request, this sends it and records the outcome.
+    /// Writes a session item (already keyed, its data encoded, its owner found), throttled
+    /// and conditioned by `mode`: [`decide`] picks the request, this sends it and records
+    /// the outcome. The owner changes only with the data, so a skip or a touch (which
+    /// leave the owner as it is) never writes the owner index.
     pub(crate) async fn write(
         &self,
         key: String,
         json: String,
         expires: i64,
         mode: Mode,
+        owner: Option<String>,
     ) -> Result<WriteOutcome, Error> {
         let next = self.cache.seen(&json, expires);
         let action = decide(mode, || self.throttle(&key, next));
@@ -503,7 +514,9 @@ impl DynamoStore {
             Action::Skip => Ok(WriteOutcome::Skipped),
             Action::Touch => self.send_touch(&key, expires, Some(next)).await,
             Action::Put(precondition) => {
-                let item = self.schema.encode(key.clone(), json, expires)?;
+                let item = self
+                    .schema
+                    .encode_owned(key.clone(), json, expires, owner)?;
                 let outcome = self.send_put(&key, item, precondition).await;
                 match outcome {
                     Ok(WriteOutcome::Put) => self.cache.record(&key, next),

@@ -6,8 +6,10 @@ use std::fmt;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TableDescription, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ProvisionedThroughput, ScalarAttributeType, TableDescription, TimeToLiveSpecification,
+    TimeToLiveStatus,
 };
 
 use crate::error::Error;
@@ -39,6 +41,23 @@ pub enum TableProblem {
         /// The sort key.
         found: String,
     },
+    /// The store writes owners ([`DynamoStore::with_owner`]) but the table has no owner
+    /// index of that name, so `sessions_of` and `revoke_all` would fail.
+    OwnerIndexMissing {
+        /// The index name.
+        index: String,
+        /// The owner attribute.
+        attribute: String,
+    },
+    /// The owner index exists but is not keyed by the owner attribute, a String, alone.
+    OwnerIndexKey {
+        /// The index name.
+        index: String,
+        /// The owner attribute.
+        expected: String,
+        /// What the index is keyed by, in words.
+        found: String,
+    },
 }
 
 impl fmt::Display for TableProblem {
@@ -64,6 +83,26 @@ impl fmt::Display for TableProblem {
                 f,
                 "it has a sort key, `{found}`, and session items have a partition key only: \
                  use a table without one"
+            ),
+            TableProblem::OwnerIndexMissing { index, attribute } => write!(
+                f,
+                "it has no global secondary index `{index}`, which listing and revoking a \
+                 user's sessions query: add it (aws dynamodb update-table \
+                 --attribute-definitions AttributeName={attribute},AttributeType=S \
+                 --global-secondary-index-updates \
+                 'Create={{IndexName={index},KeySchema=[{{AttributeName={attribute},KeyType=HASH}}],Projection={{ProjectionType=KEYS_ONLY}}}}', \
+                 DynamoStore::create_table, or OwnerIndex=enabled in infra/template.yaml), or \
+                 name the index the table has (SESSION_OWNER_INDEX)"
+            ),
+            TableProblem::OwnerIndexKey {
+                index,
+                expected,
+                found,
+            } => write!(
+                f,
+                "its index `{index}` is keyed by {found}, not by the owner attribute \
+                 `{expected}` (a String) alone: set the owner attribute \
+                 (SESSION_OWNER_ATTRIBUTE) to the index's key, or use another index"
             ),
         }
     }
@@ -135,6 +174,17 @@ pub async fn check_table(
     table: &str,
     schema: &ItemSchema,
 ) -> Result<TableCheck, Error> {
+    check_described(client, table, schema)
+        .await
+        .map(|(check, _)| check)
+}
+
+/// [`check_table`], and the table's description.
+async fn check_described(
+    client: &Client,
+    table: &str,
+    schema: &ItemSchema,
+) -> Result<(TableCheck, TableDescription), Error> {
     let described = client.describe_table().table_name(table).send().await;
     let description = match described {
         Ok(out) => out
@@ -174,10 +224,78 @@ pub async fn check_table(
             TtlStatus::Unknown(Error::from_sdk("DescribeTimeToLive", table, err).to_string())
         }
     };
-    Ok(TableCheck {
+    let check = TableCheck {
         ttl,
         provisioned_read_units: provisioned_read_units(&description),
+    };
+    Ok((check, description))
+}
+
+/// What is wrong with the owner index `index` for `schema`, if anything. Pure.
+fn owner_index_problem(
+    table: &TableDescription,
+    index: &str,
+    schema: &ItemSchema,
+) -> Option<TableProblem> {
+    let attribute = schema.owner_attribute();
+    let Some(found) = table
+        .global_secondary_indexes()
+        .iter()
+        .find(|i| i.index_name() == Some(index))
+    else {
+        return Some(TableProblem::OwnerIndexMissing {
+            index: index.to_owned(),
+            attribute: attribute.to_owned(),
+        });
+    };
+    let keys: Vec<String> = found
+        .key_schema()
+        .iter()
+        .map(|k| format!("`{}` ({})", k.attribute_name(), k.key_type().as_str()))
+        .collect();
+    let owner_type = table
+        .attribute_definitions()
+        .iter()
+        .find(|d| d.attribute_name() == attribute)
+        .map(|d| d.attribute_type().as_str());
+    let keyed_by_owner = matches!(found.key_schema(), [k] if k.attribute_name() == attribute && k.key_type() == &KeyType::Hash);
+    if keyed_by_owner && owner_type == Some("S") {
+        return None;
+    }
+    let mut found = keys.join(" and ");
+    if let (true, Some(t)) = (keyed_by_owner, owner_type) {
+        found = format!("{found}, of type {t}");
+    }
+    Some(TableProblem::OwnerIndexKey {
+        index: index.to_owned(),
+        expected: attribute.to_owned(),
+        found,
     })
+}
+
+/// The owner index of a new table, or one added to an existing table: keyed by the owner
+/// attribute, projecting the table's key only, so that touches and saves that keep the
+/// owner never write it.
+fn owner_index(index: &str, schema: &ItemSchema) -> (KeySchemaElement, Projection, String) {
+    (
+        KeySchemaElement::builder()
+            .attribute_name(schema.owner_attribute())
+            .key_type(KeyType::Hash)
+            .build()
+            .expect("name and type are set"),
+        Projection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+        index.to_owned(),
+    )
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("name and type are set")
 }
 
 /// The provisioned read capacity of a table in provisioned mode, from its
@@ -249,8 +367,10 @@ pub enum TableCreated {
 }
 
 impl DynamoStore {
-    /// [`check_table`] on this store's table and schema; logs each warning (TTL off, or on
-    /// another attribute) at `warn`. Call it at startup.
+    /// [`check_table`] on this store's table and schema, and, when the store writes
+    /// owners ([`with_owner`](DynamoStore::with_owner)), its owner index
+    /// ([`TableProblem::OwnerIndexMissing`], [`TableProblem::OwnerIndexKey`]); logs each
+    /// warning (TTL off, or on another attribute) at `warn`. Call it at startup.
     ///
     /// ```no_run
     /// # async fn run(store: dynamo_session_store::DynamoStore) {
@@ -264,7 +384,14 @@ impl DynamoStore {
     /// # Errors
     /// As [`check_table`].
     pub async fn check_table(&self) -> Result<TableCheck, Error> {
-        let check = check_table(&self.client, &self.table, &self.schema).await?;
+        let (check, description) = check_described(&self.client, &self.table, &self.schema).await?;
+        let index_problem = self
+            .writes_owners()
+            .then(|| owner_index_problem(&description, self.owner_index(), &self.schema))
+            .flatten();
+        if let Some(problem) = index_problem {
+            return Err(table_error(&self.table, problem));
+        }
         for warning in check.warnings(&self.table, &self.schema) {
             tracing::warn!("{warning}");
         }
@@ -272,25 +399,36 @@ impl DynamoStore {
     }
 
     /// Creates the store's table if it does not exist: on-demand billing, a String
-    /// partition key, and DynamoDB's native TTL on the expiry attribute. Waits until the
-    /// table is active. For development and tests; deploy production tables with `infra/`.
+    /// partition key, and DynamoDB's native TTL on the expiry attribute; when the store
+    /// writes owners ([`with_owner`](DynamoStore::with_owner)), the owner index too
+    /// (keyed by the owner attribute, keys only), which is also added to an existing
+    /// table that lacks it. Waits until the table (and the index) is active. For
+    /// development and tests; deploy production tables with `infra/`.
     ///
     /// # Errors
     /// [`Error::DynamoDb`] if a call fails.
     pub async fn create_table(&self) -> Result<TableCreated, Error> {
         let key = self.schema.key_attribute();
-        let created = self
+        let mut request = self
             .client
             .create_table()
             .table_name(self.table.as_ref())
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("name and type are set"),
-            )
+            .attribute_definitions(string_attribute(key));
+        if self.writes_owners() {
+            let (key, projection, name) = owner_index(self.owner_index(), &self.schema);
+            request = request
+                .attribute_definitions(string_attribute(self.schema.owner_attribute()))
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(name)
+                        .key_schema(key)
+                        .projection(projection)
+                        .build()
+                        .expect("name and key schema are set"),
+                );
+        }
+        let created = request
             .key_schema(
                 KeySchemaElement::builder()
                     .attribute_name(key)
@@ -312,22 +450,79 @@ impl DynamoStore {
             Err(err) => return Err(Error::from_sdk("CreateTable", &self.table, err)),
         };
         self.wait_until_active().await?;
+        if outcome == TableCreated::AlreadyExisted && self.writes_owners() {
+            self.add_owner_index().await?;
+        }
         self.enable_ttl().await?;
         Ok(outcome)
     }
 
+    /// Adds the owner index to the existing table if it has none of that name, and waits
+    /// until it is active (DynamoDB backfills it from the items that have an owner).
+    async fn add_owner_index(&self) -> Result<(), Error> {
+        let description = self.describe().await?;
+        let index = self.owner_index();
+        if !matches!(
+            owner_index_problem(&description, index, &self.schema),
+            Some(TableProblem::OwnerIndexMissing { .. })
+        ) {
+            return Ok(());
+        }
+        let (key, projection, name) = owner_index(index, &self.schema);
+        let provisioned = provisioned_read_units(&description).is_some();
+        let mut create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(name)
+            .key_schema(key)
+            .projection(projection);
+        if provisioned {
+            // A provisioned table's index needs its own capacity: the table's.
+            let table = description.provisioned_throughput();
+            create = create.provisioned_throughput(
+                ProvisionedThroughput::builder()
+                    .read_capacity_units(table.and_then(|t| t.read_capacity_units()).unwrap_or(1))
+                    .write_capacity_units(table.and_then(|t| t.write_capacity_units()).unwrap_or(1))
+                    .build()
+                    .expect("units are set"),
+            );
+        }
+        self.client
+            .update_table()
+            .table_name(self.table.as_ref())
+            .attribute_definitions(string_attribute(self.schema.owner_attribute()))
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(create.build().expect("name and key schema are set"))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("UpdateTable", &self.table, e))?;
+        self.wait_until_active().await
+    }
+
+    async fn describe(&self) -> Result<TableDescription, Error> {
+        let out = self
+            .client
+            .describe_table()
+            .table_name(self.table.as_ref())
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("DescribeTable", &self.table, e))?;
+        Ok(out
+            .table
+            .unwrap_or_else(|| TableDescription::builder().build()))
+    }
+
     async fn wait_until_active(&self) -> Result<(), Error> {
-        use aws_sdk_dynamodb::types::TableStatus;
+        use aws_sdk_dynamodb::types::{IndexStatus, TableStatus};
         // A bounded poll: local servers are active at once, AWS within seconds.
         for _ in 0..120 {
-            let table = self
-                .client
-                .describe_table()
-                .table_name(self.table.as_ref())
-                .send()
-                .await
-                .map_err(|e| Error::from_sdk("DescribeTable", &self.table, e))?;
-            if table.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
+            let table = self.describe().await?;
+            let indexes_active = table
+                .global_secondary_indexes()
+                .iter()
+                .all(|i| i.index_status().is_none_or(|s| s == &IndexStatus::Active));
+            if table.table_status() == Some(&TableStatus::Active) && indexes_active {
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;

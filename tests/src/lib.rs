@@ -14,6 +14,7 @@
 
 pub mod cost;
 pub mod in_process;
+pub mod observe;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,6 +91,25 @@ impl TestTable {
     /// Creates a uniquely named sessions table for `schema` (its key attribute and TTL on
     /// its expiry attribute), with native TTL enabled.
     pub async fn with_schema(label: &str, schema: ItemSchema) -> Self {
+        Self::created_by(label, |store| {
+            store.with_schema(schema).expect("valid schema")
+        })
+        .await
+    }
+
+    /// Creates a uniquely named sessions table with the owner index (named
+    /// [`dynamo_session_store::owner::DEFAULT_OWNER_INDEX`], on the default owner
+    /// attribute), as `DynamoStore::create_table` makes it for a store that writes owners.
+    pub async fn with_owner_index(label: &str) -> Self {
+        Self::created_by(label, |store| store.with_owner(|data| data.get("user"))).await
+    }
+
+    /// Creates a uniquely named table with `DynamoStore::create_table` of the store that
+    /// `configure` makes from a default store on it.
+    pub async fn created_by(
+        label: &str,
+        configure: impl FnOnce(DynamoStore) -> DynamoStore,
+    ) -> Self {
         let local = LocalDynamo::shared();
         let requests = RequestCounter::default();
         let config = local.sdk_config().await;
@@ -99,9 +119,7 @@ impl TestTable {
                 .build(),
         );
         let name = unique_name(label);
-        DynamoStore::new(client.clone(), &name)
-            .with_schema(schema)
-            .expect("valid schema")
+        configure(DynamoStore::new(client.clone(), &name))
             .create_table()
             .await
             .expect("create test table");

@@ -12,6 +12,7 @@
 //! | `custom_schema` | configured attribute names and key prefix, end to end |
 //! | `dynamodb_errors` | the real cause of a DynamoDB error survives |
 //! | `http` | full request cycles through axum and tower-sessions |
+//! | `owners` | sessions by owner: list, revoke, races, index cost, bad owners |
 
 use std::collections::HashMap;
 
@@ -29,6 +30,7 @@ mod decoding;
 mod dynamodb_errors;
 mod http;
 mod limits;
+mod owners;
 mod routes;
 mod throttling;
 mod tower_sessions_trait;
