@@ -7,14 +7,17 @@ mod example;
 
 use std::net::SocketAddr;
 
+use dynamo_session_store::owner;
 use integration_tests::{TestTable, http};
 
 /// tower-sessions' cookie name.
 const COOKIE: &str = "id";
 
-/// The example app on a fresh table, served on a free loopback port.
+/// The example app on a fresh table (with the owner index, as `create_table` makes it for
+/// the example's store), served on a free loopback port.
 async fn serve() -> (TestTable, SocketAddr) {
-    let table = TestTable::new("axum-login").await;
+    let table =
+        TestTable::created_by("axum-login", |store| store.with_owner(owner::axum_login)).await;
     let app = example::app(table.store());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -99,4 +102,96 @@ async fn login_protects_cycles_and_logout_deletes() {
         "{replayed:?}"
     );
     assert_eq!(items(&table).await, 0);
+}
+
+/// Logs `user` in from a fresh cookie jar: its session cookie.
+async fn log_in(addr: SocketAddr, user: &str, password: &str) -> String {
+    let form = format!("username={user}&password={password}");
+    let login = http(addr, ("POST", "/login"), (COOKIE, None), Some(&form)).await;
+    assert_eq!(login.status, 303, "{login:?}");
+    login.set_cookie.expect("a session cookie")
+}
+
+/// The status of `GET /protected` with `cookie`.
+async fn protected(addr: SocketAddr, cookie: &str) -> u16 {
+    http(addr, ("GET", "/protected"), (COOKIE, Some(cookie)), None)
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn signing_out_other_devices_refuses_them_on_their_very_next_request() {
+    let (table, addr) = serve().await;
+    // One user on two devices, another user on a third.
+    let laptop = log_in(addr, "ferris", "hunter42").await;
+    let phone = log_in(addr, "ferris", "hunter42").await;
+    let other_user = log_in(addr, "corro", "unsafe").await;
+    for cookie in [&laptop, &phone, &other_user] {
+        assert_eq!(protected(addr, cookie).await, 200);
+    }
+
+    // "Your devices" lists both of ferris's sessions, marks this one, shows no id whole.
+    let devices = http(addr, ("GET", "/devices"), (COOKIE, Some(&laptop)), None).await;
+    assert_eq!(devices.status, 200, "{devices:?}");
+    assert_eq!(devices.body.lines().count(), 2, "{}", devices.body);
+    assert_eq!(devices.body.matches("(this device)").count(), 1);
+    assert!(!devices.body.contains(&laptop) && !devices.body.contains(&phone));
+
+    // From the laptop: sign out the other devices.
+    let revoke = http(
+        addr,
+        ("POST", "/devices/sign-out-others"),
+        (COOKIE, Some(&laptop)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (revoke.status, revoke.body.as_str()),
+        (200, "signed out 1 other sessions")
+    );
+    // The phone is refused on its very next request; the laptop stays logged in, and
+    // the other user is untouched.
+    assert_eq!(protected(addr, &phone).await, 401);
+    assert!(table.raw_get(&phone).await.is_none());
+    assert_eq!(protected(addr, &laptop).await, 200);
+    assert_eq!(protected(addr, &other_user).await, 200);
+}
+
+#[tokio::test]
+async fn changing_the_password_signs_out_every_other_session_at_once() {
+    let (_table, addr) = serve().await;
+    let laptop = log_in(addr, "ferris", "hunter42").await;
+    let phone = log_in(addr, "ferris", "hunter42").await;
+    let other_user = log_in(addr, "corro", "unsafe").await;
+
+    let changed = http(
+        addr,
+        ("POST", "/password"),
+        (COOKIE, Some(&laptop)),
+        Some("password=correct-horse"),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    assert_eq!(
+        changed.body,
+        "password changed; signed out 1 other sessions"
+    );
+    // The laptop is signed in again under a new id, and stays logged in.
+    let laptop_now = changed.set_cookie.expect("a new session cookie");
+    assert_ne!(laptop_now, laptop);
+    assert_eq!(protected(addr, &laptop_now).await, 200);
+    // The phone is refused on its very next request, and so is the laptop's old cookie.
+    assert_eq!(protected(addr, &phone).await, 401);
+    assert_eq!(protected(addr, &laptop).await, 401);
+    assert_eq!(protected(addr, &other_user).await, 200);
+    // The new password logs in, the old one does not.
+    log_in(addr, "ferris", "correct-horse").await;
+    let old = http(
+        addr,
+        ("POST", "/login"),
+        (COOKIE, None),
+        Some("username=ferris&password=hunter42"),
+    )
+    .await;
+    assert_eq!(old.status, 401);
 }
