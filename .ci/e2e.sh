@@ -8,8 +8,10 @@
 #      is renamed bootstrap.arm64 and a 3-line `bootstrap` runs it under qemu;
 #   4. MiniStack (.ci/ministack.sh: pinned, its own venv, 127.0.0.1, its own process
 #      group, stopped by PID);
-#   5. infra/tests/e2e.py: sam deploy, the app's cycle, seeds, direct invokes, the bad
-#      event and its alarm, the schedule, sam delete (see its docstring).
+#   5. infra/tests/e2e.py: sam deploy (both stacks with OwnerIndex=enabled: the table's
+#      owner index, the app policy's Query on it and the app's environment are checked),
+#      the app's cycle, seeds (some owned, listed through the index), direct invokes, the
+#      bad event and its alarm, the schedule, sam delete (see its docstring).
 # The last line is the result. Run from anywhere: bash .ci/e2e.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,16 +4,20 @@
 # example app's stack):
 #   1. cfn-lint, and `sam validate --lint`;
 #   2. the transforms to plain CloudFormation (AWS::LanguageExtensions with the SAM CLI's
-#      own implementation, then aws-sam-translator), then
-#      cfn-lint on the result;
+#      own implementation, then aws-sam-translator), with the defaults and again with
+#      OwnerIndex=enabled, then cfn-lint on the results;
 #   2b. the backlog alarm, read from the transformed template, evaluated with CloudWatch's
 #      rules against simulated sweeper runs on schedules from a minute to a day
 #      (infra/tests/alarm_eval.py);
-#   3. the IAM check on the transformed templates (infra/scripts/check_iam.py);
+#   2c. the owner index in every variant: the table's index, attribute definitions and
+#      capacity, the output and the app's environment (infra/tests/owner_index.py);
+#   3. the IAM check on the transformed templates, both OwnerIndex variants of each
+#      (infra/scripts/check_iam.py);
 #   4. the same checks on infra/tests/broken-template.yaml, the app-stack IAM check on
-#      infra/tests/broken-app-template.yaml, and both IAM checks on
-#      infra/tests/broken-empty-template.yaml, each of which must FAIL for every reason
-#      the fixture was broken for (together, every rejecting branch of check_iam.py);
+#      infra/tests/broken-app-template.yaml, both IAM checks on
+#      infra/tests/broken-empty-template.yaml, and the IAM check on
+#      infra/tests/broken-owner-index-template.yaml, each of which must FAIL for every
+#      reason the fixture was broken for (together, every rejecting branch of check_iam.py);
 #   5. the sweeper's arm64 Lambda artifact built with cargo-lambda: bootstrap.zip <= 4 MiB.
 # Run from the repository root: bash .ci/infra.sh
 set -euo pipefail
@@ -72,14 +76,18 @@ cfn-lint infra/template.yaml infra/app/template.yaml
 echo "    ok: no errors or warnings"
 elapsed cfn-lint "$t"
 
-step 2 "transforms (AWS::LanguageExtensions, then SAM; offline) -> $OUT/*.json, then cfn-lint on them"
+step 2 "transforms (AWS::LanguageExtensions, then SAM; offline) -> $OUT/*.json, defaults and OwnerIndex=enabled, then cfn-lint on them"
 t=$SECONDS
 "$PY" infra/scripts/transform.py infra/template.yaml "$OUT/template.json"
 "$PY" infra/scripts/transform.py infra/app/template.yaml "$OUT/app-template.json"
+# The owner index's variant (OwnerIndex defaults to disabled).
+"$PY" infra/scripts/transform.py --parameter OwnerIndex=enabled infra/template.yaml "$OUT/template-owner-index.json"
+"$PY" infra/scripts/transform.py --parameter OwnerIndex=enabled infra/app/template.yaml "$OUT/app-template-owner-index.json"
 # Ignored on the generated templates only (the authored ones are linted with every rule):
 # W1020, an Fn::Sub with no variable left, which is what Fn::ForEach leaves of
 # `!Sub "Slice${Slice}"`, as CloudFormation's own transform does.
-cfn-lint --ignore-checks W1020 -- "$OUT/template.json" "$OUT/app-template.json"
+cfn-lint --ignore-checks W1020 -- "$OUT/template.json" "$OUT/app-template.json" \
+    "$OUT/template-owner-index.json" "$OUT/app-template-owner-index.json"
 echo "    ok: the transformed templates lint clean"
 elapsed transform "$t"
 
@@ -88,10 +96,21 @@ t=$SECONDS
 "$PY" infra/tests/alarm_eval.py "$OUT/template.json"
 elapsed alarm-eval "$t"
 
-step 3 "IAM: no wildcard action/resource; every slice's sweeper and the app policy limited to the sessions table, the app policy to its own keys"
+step 2c "owner index: every variant of OwnerIndex, BillingMode and ExistingTableName"
 t=$SECONDS
+# cfn-lint cannot see these when the names are parameters (its E3039 compares literal
+# names), nor MiniStack, which creates the table anyway; DynamoDB refuses them at deploy.
+"$PY" infra/tests/owner_index.py "$OUT/template.json" "$OUT/app-template.json"
+elapsed owner-index "$t"
+
+step 3 "IAM: no wildcard action/resource; every slice's sweeper and the app policy limited to the sessions table, the app policy to its own keys and (OwnerIndex=enabled only) Query on the owner index"
+t=$SECONDS
+# Each run checks both OwnerIndex variants (the parameter's AllowedValues), whatever its
+# default; the -owner-index files are those transformed with it enabled.
 "$PY" infra/scripts/check_iam.py "$OUT/template.json"
 "$PY" infra/scripts/check_iam.py --app-stack "$OUT/app-template.json"
+"$PY" infra/scripts/check_iam.py "$OUT/template-owner-index.json" | tail -1
+"$PY" infra/scripts/check_iam.py --app-stack "$OUT/app-template-owner-index.json" | tail -1
 elapsed iam "$t"
 
 step 4 "the broken fixtures infra/tests/broken-*.yaml must be rejected by every check"
@@ -140,6 +159,23 @@ expect_failure check-iam-empty \
 expect_failure check-iam-app-stack-empty \
     "no Lambda role in the app stack" -- \
     "$PY" infra/scripts/check_iam.py --app-stack infra/tests/broken-empty-template.yaml
+expect_failure check-iam-owner-index \
+    "[OwnerIndex=enabled] Resources.AppTablePolicy: has 2 statement(s) allowing dynamodb:Query, 0 of them as expected" \
+    "[OwnerIndex=disabled] Resources.AppTablePolicy: allows dynamodb:Query" \
+    "dynamodb:Query shares a statement with ['dynamodb:GetItem']" \
+    "the owner index's dynamodb:Query has the condition" \
+    "app policy allows dynamodb:Query on '{arn:SessionsTable}', the sessions table itself" \
+    "wildcard in Resource '{arn:SessionsTable}/index/{param:OwnerIndexName:*}'" \
+    "/index/{param:OwnerIndexName:*}', not the owner index" \
+    "dynamodb:Query names no resource it can be checked on" \
+    "Statement[4].Fn::If[!OwnerIndexEnabled]: wildcard in Action 'dynamodb:*'" \
+    "a statement under Fn::If 'CreateTable', a condition this check cannot decide" \
+    "malformed Fn::If" \
+    "statement \"dynamodb:Query\" is not an object" -- \
+    "$PY" infra/scripts/check_iam.py infra/tests/broken-owner-index-template.yaml
+expect_failure check-iam-owner-index-values \
+    "Parameters.OwnerIndex: AllowedValues ['enabled', 'disabled'] lack 'on'" -- \
+    "$PY" infra/scripts/check_iam.py --owner-index-enabled-value on infra/tests/broken-owner-index-template.yaml
 elapsed broken-fixture "$t"
 
 step 5 "arm64 Lambda artifact: cargo lambda build --release --arm64 -p sweeper-lambda --bin sweeper --output-format zip"

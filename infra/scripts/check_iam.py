@@ -6,9 +6,10 @@ Rules (each violation is printed; the exit status is 1 if there is any):
 1. No wildcard (`*` or `?`) in any Action or Resource of any policy statement in the
    template: inline role policies, managed policies, trust policies, resource policies,
    and the Action of every AWS::Lambda::Permission. NotAction and NotResource are refused.
-   Intrinsics are resolved symbolically: `Fn::If` yields both branches, `Fn::Sub` and
-   `Fn::Join` are expanded, a parameter counts as a wildcard unless its AllowedPattern or
-   AllowedValues rule out `*` and `?`.
+   Intrinsics are resolved symbolically: `Fn::If` yields both branches (a statement under
+   `Fn::If` too: whatever either branch could grant), `Fn::Sub` and `Fn::Join` are
+   expanded, a parameter counts as a wildcard unless its AllowedPattern or AllowedValues
+   rule out `*` and `?`.
    The one exception is CloudWatch Logs: a Lambda function's own log streams. Lambda
    names streams at run time and CloudWatch Logs authorises CreateLogStream and
    PutLogEvents on `arn:...:log-group:NAME:*`, so exactly that ARN is allowed when NAME
@@ -32,7 +33,11 @@ Rules (each violation is printed; the exit status is 1 if there is any):
    session key holds `!`, so those are reserved keys, the sweeper's checkpoints among
    them; and, in an Allow statement of their own with no condition, exactly
    dynamodb:DescribeTable and DescribeTimeToLive on the sessions table (DynamoStore's
-   startup check; no item key to condition on). No other condition, no other action
+   startup check; no item key to condition on). With the owner index enabled
+   (`--owner-index-parameter`, OwnerIndex, equal to `--owner-index-enabled-value`), one
+   more Allow of its own: exactly dynamodb:Query, with no condition, on the owner index
+   `<sessions table>/index/<OwnerIndexName>` only (never the table, never a wildcard);
+   with it disabled, no dynamodb:Query at all. No other condition, no other action
    (`dynamodb:Describe*` among them). In `--app-stack` mode (the example app's own template),
    rules 3 and 4 are replaced by: every role attaches that imported policy and grants
    nothing but its own log streams.
@@ -43,6 +48,13 @@ Rules (each violation is printed; the exit status is 1 if there is any):
 
 The sessions table is either the template's table resource (`--table`) or the ARN built
 from the existing-table parameter (`--existing-table-parameter`).
+
+Variants: when the template has the owner-index parameter, rules 3 and 4 (or the app-role
+rule) are checked once per value in its AllowedValues, with every condition that value
+decides evaluated (`Fn::If` then takes one branch; a condition that depends on another
+parameter, such as CreateTable, still yields both). A statement under an `Fn::If` whose
+condition the variant does not decide is an error there: those rules count exactly what
+is granted. Each message of a variant starts with it, e.g. `[OwnerIndex=enabled]`.
 
 Usage: check_iam.py [options] TEMPLATE (JSON, or YAML with short-form intrinsics)
 """
@@ -58,6 +70,8 @@ LOG_STREAM_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix", "AWS::StackName", "AWS::StackId"}
 CHECKPOINT_SUFFIX = "!sweeper-checkpoint/*"
 APP_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+# Listing an owner's sessions: a Query on the owner index, and only there.
+QUERY_ACTION = "dynamodb:Query"
 # The startup check's (the sweeper's on every cold start, DynamoStore::check_table() in
 # apps): table metadata, no item key, so allowed with no condition, and nothing broader.
 DESCRIBE_ACTIONS = {"dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"}
@@ -91,11 +105,49 @@ def load(path):
 
 
 class Resolver:
-    """Turns a CloudFormation value into every string it can take, symbolically."""
+    """Turns a CloudFormation value into every string it can take, symbolically; with a
+    variant (parameter values it fixes), an `Fn::If` whose condition those decide takes
+    only its branch."""
 
-    def __init__(self, template):
+    def __init__(self, template, variant=None):
         self.parameters = template.get("Parameters") or {}
         self.resources = template.get("Resources") or {}
+        self.conditions = template.get("Conditions") or {}
+        self.variant = variant or {}
+
+    def condition(self, name, seen=()):
+        """True or False when the variant decides the condition `name`, else None."""
+        if not isinstance(name, str) or name in seen or name not in self.conditions:
+            return None
+        return self.evaluate(self.conditions[name], seen + (name,))
+
+    def evaluate(self, node, seen=()):
+        if not (isinstance(node, dict) and len(node) == 1):
+            return None
+        (key, arg), = node.items()
+        if key == "Condition":
+            return self.condition(arg, seen)
+        if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+            a, b = (self.fixed(x) for x in arg)
+            return None if a is None or b is None else a == b
+        if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+            value = self.evaluate(arg[0], seen)
+            return None if value is None else not value
+        if key in ("Fn::And", "Fn::Or") and isinstance(arg, list):
+            values = [self.evaluate(x, seen) for x in arg]
+            decisive = key == "Fn::Or"  # one True decides an Or, one False an And
+            if decisive in values:
+                return decisive
+            return None if None in values else not decisive
+        return None
+
+    def fixed(self, node):
+        """A literal, or a parameter the variant fixes; None for anything else."""
+        if isinstance(node, str):
+            return node
+        if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in self.variant:
+            return self.variant[node["Ref"]]
+        return None
 
     def param_is_wildcard_free(self, name):
         spec = self.parameters.get(name) or {}
@@ -142,7 +194,10 @@ class Resolver:
                 logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
                 return [self.getatt(logical, attribute)]
             if key == "Fn::If":
-                return self.values(arg[1]) + self.values(arg[2])
+                taken = self.condition(arg[0])
+                if taken is None:
+                    return self.values(arg[1]) + self.values(arg[2])
+                return self.values(arg[1] if taken else arg[2])
             if key == "Fn::Sub":
                 return self.sub(arg)
             if key == "Fn::Join":
@@ -186,7 +241,7 @@ def find_policy_documents(node, path):
     if isinstance(node, dict):
         statements = node.get("Statement")
         if isinstance(statements, (list, dict)) and any(
-            isinstance(s, dict) and "Effect" in s for s in as_list(statements)
+            isinstance(s, dict) and ("Effect" in s or "Fn::If" in s) for s in as_list(statements)
         ):
             yield path, node
             return
@@ -202,12 +257,67 @@ class Checker:
         self.template = template
         self.args = args
         self.resources = template.get("Resources") or {}
+        self.variant = {}
         self.resolve = Resolver(template)
         self.errors = []
         self.notes = []
 
+    def set_variant(self, variant):
+        """Checks from now on hold the variant's parameter values fixed."""
+        self.variant = variant
+        self.resolve = Resolver(self.template, variant)
+
+    def label(self):
+        return "".join(f"[{name}={value}] " for name, value in self.variant.items())
+
     def error(self, where, message):
-        self.errors.append(f"{where}: {message}")
+        self.errors.append(f"{self.label()}{where}: {message}")
+
+    def variants(self):
+        """One variant per value of the owner-index parameter, or one empty variant when
+        the template has no such parameter."""
+        name = self.args.owner_index_parameter
+        spec = (self.template.get("Parameters") or {}).get(name)
+        if spec is None:
+            return [{}]
+        values = [str(v) for v in spec.get("AllowedValues") or []]
+        if self.args.owner_index_enabled_value not in values:
+            self.error(f"Parameters.{name}", f"AllowedValues {values} lack "
+                       f"{self.args.owner_index_enabled_value!r}, so neither variant can be checked")
+            return [{}]
+        return [{name: value} for value in values]
+
+    def statements(self, where, node, decide):
+        """(where, statement) for every statement of a policy's Statement `node`. An
+        `Fn::If` takes the branch the variant decides; an undecided one yields both branches
+        when `decide` is False (rule 1: anything either could grant) and is an error when it
+        is True (rules 3 and 4 count exactly what is granted)."""
+        for i, item in enumerate(as_list(node)):
+            yield from self.expand_statement(f"{where}[{i}]", item, decide)
+
+    def expand_statement(self, where, node, decide):
+        if isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from self.expand_statement(f"{where}[{i}]", item, decide)
+        elif node == {"Ref": "AWS::NoValue"}:
+            return
+        elif isinstance(node, dict) and set(node) == {"Fn::If"}:
+            arg = node["Fn::If"]
+            if not (isinstance(arg, list) and len(arg) == 3 and isinstance(arg[0], str)):
+                self.error(where, f"malformed Fn::If {json.dumps(arg)[:120]} (cannot verify what it grants)")
+                return
+            taken = self.resolve.condition(arg[0])
+            if taken is None and decide:
+                self.error(where, f"a statement under Fn::If {arg[0]!r}, a condition this check cannot "
+                           f"decide (it counts exactly what is granted)")
+                return
+            if taken is not False:
+                yield from self.expand_statement(f"{where}.Fn::If[{arg[0]}]", arg[1], decide)
+            if taken is not True:
+                yield from self.expand_statement(f"{where}.Fn::If[!{arg[0]}]", arg[2], decide)
+        elif isinstance(node, dict) or not decide:
+            yield where, node
+        # else: not a statement at all, which rule 1 reports.
 
     def strings(self, where, node):
         try:
@@ -228,14 +338,17 @@ class Checker:
         for logical, resource in self.resources.items():
             where = f"Resources.{logical}"
             for path, document in find_policy_documents(resource.get("Properties") or {}, where):
-                for i, statement in enumerate(as_list(document["Statement"])):
-                    self.check_statement(f"{path}.Statement[{i}]", statement)
+                for at, statement in self.statements(f"{path}.Statement", document["Statement"], decide=False):
+                    self.check_statement(at, statement)
             if resource.get("Type") == "AWS::Lambda::Permission":
                 for action in self.strings(where, (resource.get("Properties") or {}).get("Action")):
                     if any(w in action for w in WILDCARDS):
                         self.error(where, f"wildcard in Action {action!r}")
 
     def check_statement(self, where, statement):
+        if not isinstance(statement, dict):
+            self.error(where, f"statement {json.dumps(statement)[:120]} is not an object (cannot verify it)")
+            return
         sid = statement.get("Sid")
         where = f"{where}{' (' + sid + ')' if sid else ''}"
         for key in ("NotAction", "NotResource"):
@@ -285,20 +398,19 @@ class Checker:
         """(where, statement) for every statement that applies to the role."""
         properties = self.resources[role].get("Properties") or {}
         for i, policy in enumerate(properties.get("Policies") or []):
-            for j, statement in enumerate(as_list(policy["PolicyDocument"]["Statement"])):
-                yield f"Resources.{role}.Policies[{i}].Statement[{j}]", statement
+            yield from self.statements(f"Resources.{role}.Policies[{i}].Statement",
+                                       policy["PolicyDocument"]["Statement"], decide=True)
         for node in properties.get("ManagedPolicyArns") or []:
             name = node.get("Ref") if isinstance(node, dict) else None
             if name in self.resources:
                 document = self.resources[name]["Properties"]["PolicyDocument"]
-                for j, statement in enumerate(as_list(document["Statement"])):
-                    yield f"Resources.{name}.Statement[{j}]", statement
+                yield from self.statements(f"Resources.{name}.Statement", document["Statement"], decide=True)
         for logical, resource in self.resources.items():
             if resource.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy"):
                 roles = resource["Properties"].get("Roles") or [resource["Properties"].get("RoleName")]
                 if {"Ref": role} in roles:
-                    for j, statement in enumerate(as_list(resource["Properties"]["PolicyDocument"]["Statement"])):
-                        yield f"Resources.{logical}.Statement[{j}]", statement
+                    yield from self.statements(f"Resources.{logical}.Statement",
+                                               resource["Properties"]["PolicyDocument"]["Statement"], decide=True)
 
     def grants(self, where, statement):
         actions = [a for node in as_list(statement.get("Action", [])) for a in self.strings(where, node)]
@@ -415,13 +527,16 @@ class Checker:
             self.error(self.args.app_policy, "no such AWS::IAM::ManagedPolicy")
             return
         tables = self.table_arns()
+        indexes = self.owner_index_arns()
         prefix = "{param:%s}" % self.args.key_prefix_parameter
         allow_keys = (APP_ALLOW_KEYS[0], [prefix + APP_ALLOW_KEYS[1]])
         deny_keys = (APP_DENY_KEYS[0], [prefix + APP_DENY_KEYS[1]])
         granted, denied, described = set(), set(), set()
+        queries = []  # (where, whether it is exactly the owner index's Query statement)
         self.notes.append(f"app policy {self.args.app_policy}:")
-        for j, statement in enumerate(as_list(policy["Properties"]["PolicyDocument"]["Statement"])):
-            where = f"Resources.{self.args.app_policy}.Statement[{j}]"
+        for where, statement in self.statements(f"Resources.{self.args.app_policy}.Statement",
+                                                policy["Properties"]["PolicyDocument"]["Statement"],
+                                                decide=True):
             actions, resources = self.grants(where, statement)
             keys = self.leading_keys(where, statement)
             self.notes.append(f"  {statement.get('Effect')} {sorted(set(actions))} on {sorted(set(resources))}"
@@ -432,6 +547,9 @@ class Checker:
                     denied |= set(actions)
                 continue
             if statement.get("Effect") != "Allow":
+                continue
+            if QUERY_ACTION in actions:
+                queries.append((where, self.owner_index_query_ok(where, statement, actions, resources, indexes)))
                 continue
             for resource in resources:
                 if resource not in tables:
@@ -463,6 +581,55 @@ class Checker:
                        f"denies {sorted(denied)} on the reserved keys, expected exactly {sorted(APP_ACTIONS)} on the "
                        f"sessions table under {deny_keys[0]} dynamodb:LeadingKeys "
                        f"<{self.args.key_prefix_parameter}>{APP_DENY_KEYS[1]} (the sweeper's checkpoints among them)")
+        name = self.args.owner_index_parameter
+        enabled = self.variant.get(name) == self.args.owner_index_enabled_value
+        if enabled and [ok for _, ok in queries] != [True]:
+            self.error(f"Resources.{self.args.app_policy}",
+                       f"has {len(queries)} statement(s) allowing {QUERY_ACTION}, {sum(ok for _, ok in queries)} "
+                       f"of them as expected; with the owner index enabled, expected exactly one Allow of "
+                       f"{QUERY_ACTION} alone, with no condition, on {self.describe_indexes(indexes)}")
+        if not enabled and queries:
+            state = f"{name}={self.variant[name]}" if name in self.variant else f"no {name} parameter"
+            self.error(f"Resources.{self.args.app_policy}",
+                       f"allows {QUERY_ACTION} ({', '.join(w for w, _ in queries)}) with {state}, expected none "
+                       "(the owner index is off)")
+
+    def owner_index_arns(self):
+        """The owner index's ARN on each form of the sessions table's ARN."""
+        name = self.resolve.ref(self.args.owner_index_name_parameter) \
+            if self.args.owner_index_name_parameter in self.resolve.parameters else None
+        if name is None or name.endswith(":*}"):
+            # No such parameter, or one that could hold a wildcard: no ARN qualifies.
+            return set()
+        return {f"{table}/index/{name}" for table in self.table_arns()}
+
+    def describe_indexes(self, indexes):
+        return sorted(indexes) if indexes else \
+            f"the owner index (<table ARN>/index/<{self.args.owner_index_name_parameter}>, its name wildcard-free)"
+
+    def owner_index_query_ok(self, where, statement, actions, resources, indexes):
+        """Whether an Allow that grants dynamodb:Query is the owner index's statement:
+        Query alone, no condition, on the owner index and nothing else."""
+        ok = True
+        if set(actions) != {QUERY_ACTION}:
+            self.error(where, f"{QUERY_ACTION} shares a statement with {sorted(set(actions) - {QUERY_ACTION})}; "
+                       "the owner index's Query is an Allow of its own")
+            ok = False
+        if "Condition" in statement:
+            self.error(where, f"the owner index's {QUERY_ACTION} has the condition "
+                       f"{json.dumps(statement['Condition'])}, expected none (on an index, dynamodb:LeadingKeys "
+                       "is the index's key, the owner, not a session key)")
+            ok = False
+        if not resources:
+            self.error(where, f"{QUERY_ACTION} names no resource it can be checked on")
+            ok = False
+        for resource in resources:
+            if resource not in indexes:
+                what = "the sessions table itself" if resource in self.table_arns() else "not the owner index"
+                self.error(where, f"app policy allows {QUERY_ACTION} on {resource!r}, {what}; expected only "
+                           f"{self.describe_indexes(indexes)}")
+                ok = False
+        return ok
 
     # ---------------------------------------------------------------- rule 5
     def check_key_prefix_parameter(self):
@@ -493,17 +660,26 @@ def main():
     parser.add_argument("--app-stack", action="store_true",
                         help="the example app's template: rules 1, 2 and the app-role rule")
     parser.add_argument("--sessions-stack-parameter", default="SessionsStackName")
+    parser.add_argument("--owner-index-parameter", default="OwnerIndex",
+                        help="the parameter that turns the owner index on; its AllowedValues are the variants")
+    parser.add_argument("--owner-index-enabled-value", default="enabled")
+    parser.add_argument("--owner-index-name-parameter", default="OwnerIndexName")
     args = parser.parse_args()
 
     checker = Checker(load(args.template), args)
     checker.check_wildcards()
     checker.check_managed_policy_attachments()
     checker.check_key_prefix_parameter()
-    if args.app_stack:
-        checker.check_app_roles()
-    else:
-        checker.check_sweepers()
-        checker.check_app_policy()
+    variants = checker.variants()
+    for variant in variants:
+        checker.set_variant(variant)
+        if variant:
+            checker.notes.append(f"variant {checker.label().strip()}:")
+        if args.app_stack:
+            checker.check_app_roles()
+        else:
+            checker.check_sweepers()
+            checker.check_app_policy()
     for note in checker.notes:
         print(note)
     if checker.errors:
@@ -514,6 +690,9 @@ def main():
     scope = ("the app role holds the sessions stack's app policy and its own log streams only" if args.app_stack
              else "sweeper and app policy limited to the sessions table, the app policy to its own keys "
              "(bar the startup check's DescribeTable and DescribeTimeToLive)")
+    if variants != [{}]:
+        labels = ", ".join(" ".join(f"{k}={x}" for k, x in v.items()) for v in variants)
+        scope += f"; checked in each variant ({labels})"
     print(f"IAM check passed for {args.template}: no wildcard action or resource (bar own log streams), {scope}")
     return 0
 

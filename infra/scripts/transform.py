@@ -14,13 +14,19 @@ No AWS call is made:
   name; if one did, the transform fails here rather than guessing its ARN);
 - region, partition and account are fixed dummies.
 
-Usage: transform.py TEMPLATE.yaml OUTPUT.json
+`--parameter NAME=VALUE` (repeatable) transforms with that parameter's value, as `sam
+deploy --parameter-overrides` would (`.ci/infra.sh` transforms `OwnerIndex=enabled` so);
+the value must satisfy the parameter's AllowedValues or AllowedPattern, and OUTPUT records
+it as the parameter's Default, so that what reads OUTPUT sees which variant it is.
+
+Usage: transform.py [--parameter NAME=VALUE ...] TEMPLATE.yaml OUTPUT.json
 Exit status 0 on success, 1 with the translator's messages on a rejected template.
 """
 
 import copy
 import json
 import os
+import re
 import sys
 
 DUMMY_REGION = "eu-west-1"
@@ -122,11 +128,35 @@ def expand_language_extensions(template):
     return expanded
 
 
+def set_parameters(template, overrides):
+    """Makes each override its parameter's Default; a message when one cannot be."""
+    parameters = template.get("Parameters") or {}
+    for name, value in overrides.items():
+        spec = parameters.get(name)
+        if spec is None:
+            return f"--parameter {name}: the template has no such parameter"
+        if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+            return f"--parameter {name}={value}: not one of its AllowedValues {spec['AllowedValues']}"
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+            return f"--parameter {name}={value}: does not match its AllowedPattern {spec['AllowedPattern']!r}"
+        spec["Default"] = value
+    return None
+
+
 def main(argv):
-    if len(argv) != 3:
+    positional, overrides = [], {}
+    rest = list(argv[1:])
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--parameter" and rest and "=" in rest[0]:
+            name, _, value = rest.pop(0).partition("=")
+            overrides[name] = value
+        else:
+            positional.append(arg)
+    if len(positional) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    source, output = argv[1], argv[2]
+    source, output = positional
 
     # The translator builds a boto3 session only to read the region; no credentials and
     # no endpoint are ever used.
@@ -139,6 +169,10 @@ def main(argv):
 
     with open(source, encoding="utf-8") as f:
         template = yaml_parse(f.read())
+    problem = set_parameters(template, overrides)
+    if problem:
+        print(f"{source}: {problem}", file=sys.stderr)
+        return 1
     try:
         template = expand_language_extensions(template)
     except Exception as e:  # the library's own InvalidTemplateException, and its kin
@@ -158,6 +192,7 @@ def main(argv):
         "AWS::Region": DUMMY_REGION,
         "AWS::Partition": "aws",
         "AWS::AccountId": DUMMY_ACCOUNT,
+        **overrides,
     }
     try:
         transformed = transform(template, parameters, OfflineManagedPolicyLoader())
@@ -174,7 +209,8 @@ def main(argv):
     for resource in transformed.get("Resources", {}).values():
         kinds[resource["Type"]] = kinds.get(resource["Type"], 0) + 1
     summary = ", ".join(f"{n} {t}" for t, n in sorted(kinds.items()))
-    print(f"{source} -> {output}: {sum(kinds.values())} resources ({summary})")
+    given = "".join(f" {name}={value}" for name, value in overrides.items())
+    print(f"{source}{given} -> {output}: {sum(kinds.values())} resources ({summary})")
     return 0
 
 

@@ -5,19 +5,24 @@ builds with `sam build`, starts MiniStack and exports AWS_ENDPOINT_URL.
 What it does, in order, each step a check that fails the run:
 
 1. `sam deploy` the sessions stack (infra/template.yaml, unchanged) with 2 slices, the
-   schedule disabled and a fixed read cap (SweepMaxReadUnitsPerSecond), and `sam deploy`
-   the example app's stack (infra/app/template.yaml). Each slice function has the read
-   cap in its environment and an event invoke config with no retries.
+   schedule disabled, a fixed read cap (SweepMaxReadUnitsPerSecond) and the owner index
+   (OwnerIndex=enabled), and `sam deploy` the example app's stack (infra/app/template.yaml,
+   OwnerIndex=enabled too). Each slice function has the read cap in its environment and
+   an event invoke config with no retries. The deployed table (DescribeTable) has the
+   owner index: HASH key `owner` (S, in AttributeDefinitions), KEYS_ONLY; the deployed app
+   policy (IAM GetPolicyVersion) allows dynamodb:Query on that index's ARN and nowhere
+   else; the app's environment names the attribute and the index.
 2. The app: a visit / visit / logout cycle with a cookie jar, through the HTTP API when
    the emulator serves it, else (saying what fails) through direct invokes of the app's
    Lambda with HTTP API v2 events. The table holds the session after each visit and
    nothing after the logout.
 3. Seeds the table in the store's own item format (the shape of the item the app just
    wrote): expired, live, in-grace, malformed and foreign (another app's prefix, and a
-   reserved key) items.
+   reserved key) items; some expired and some live ones have an owner, and a Query of
+   the owner index (keys only) lists exactly those.
 4. Invokes both slice functions directly: together their reports delete exactly the
    expired items, each once, and the table agrees; each report's read_cap_per_second is
-   the deployed cap.
+   the deployed cap. The owner index then lists only the live owned sessions.
 5. Sends a bad event: it fails with SweepError.InvalidConfig, and the errors alarm of that
    slice goes to ALARM.
 6. Enables the schedule (a second `sam deploy`, an update), seeds a second batch and waits
@@ -39,6 +44,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.cookies import SimpleCookie
 
@@ -56,6 +62,10 @@ ALARM_TIMEOUT_S = 120
 # A fixed read cap (units per second per slice) instead of the default "auto", so that
 # each run's report can be checked against it.
 READ_CAP_PER_SECOND = 50
+# The owner index, at the templates' default names (OwnerAttributeName, OwnerIndexName).
+OWNER_ATTRIBUTE = "owner"
+OWNER_INDEX = "owner-index"
+OWNER = "e2e-user-42"
 
 started = time.monotonic()
 checks = []
@@ -108,6 +118,8 @@ def deploy_sessions(args, schedule_enabled):
          f"SweepGraceSeconds={GRACE_SECONDS}", f"KeyPrefix={KEY_PREFIX}",
          'SweepSchedule="rate(1 minute)"',
          f"SweepMaxReadUnitsPerSecond={READ_CAP_PER_SECOND}",
+         # Every deploy, the update too: leaving it out would drop the index.
+         "OwnerIndex=enabled",
          f"SweepScheduleEnabled={'true' if schedule_enabled else 'false'}"],
         os.path.join(args.state, "deploy-sessions.log"))
 
@@ -116,6 +128,57 @@ def deploy_sessions(args, schedule_enabled):
 def scan_all(ddb, table):
     pages = ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
     return {item["id"]["S"]: item for page in pages for item in page["Items"]}
+
+
+def owned_keys(ddb, table, owner):
+    """The keys the owner index lists for `owner`, as the store asks: the owner's
+    partition, keys only."""
+    pages = ddb.get_paginator("query").paginate(
+        TableName=table, IndexName=OWNER_INDEX, KeyConditionExpression="#o = :owner",
+        ProjectionExpression="#k", ExpressionAttributeNames={"#o": OWNER_ATTRIBUTE, "#k": "id"},
+        ExpressionAttributeValues={":owner": {"S": owner}})
+    return sorted(item["id"]["S"] for page in pages for item in page["Items"])
+
+
+def policy_statements(iam, arn):
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])[
+        "PolicyVersion"]["Document"]
+    if isinstance(document, str):  # IAM's URL-encoded JSON, when botocore left it so
+        document = json.loads(urllib.parse.unquote(document))
+    statements = document["Statement"]
+    return statements if isinstance(statements, list) else [statements]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def check_owner_index(ddb, iam, lam, out, app_function):
+    """The deployed owner index, the app policy's Query on it, and the app's settings."""
+    table = ddb.describe_table(TableName=out["SessionsTableName"])["Table"]
+    indexes = {i["IndexName"]: i for i in table.get("GlobalSecondaryIndexes") or []}
+    log(f"  DescribeTable GlobalSecondaryIndexes: {json.dumps(list(indexes.values()), default=str)}")
+    check(list(indexes) == [OWNER_INDEX], f"the table has one global secondary index, {OWNER_INDEX}", list(indexes))
+    index = indexes[OWNER_INDEX]
+    check(index["KeySchema"] == [{"AttributeName": OWNER_ATTRIBUTE, "KeyType": "HASH"}],
+          f"its key is {OWNER_ATTRIBUTE} (HASH), no sort key", index["KeySchema"])
+    check(index["Projection"].get("ProjectionType") == "KEYS_ONLY" and not index["Projection"].get("NonKeyAttributes"),
+          "its projection is KEYS_ONLY", index["Projection"])
+    check({"AttributeName": OWNER_ATTRIBUTE, "AttributeType": "S"} in table["AttributeDefinitions"],
+          f"{OWNER_ATTRIBUTE} is defined as a String attribute", table["AttributeDefinitions"])
+    check(out.get("SessionsOwnerIndexName") == OWNER_INDEX, "the stack's SessionsOwnerIndexName output names it",
+          out.get("SessionsOwnerIndexName"))
+    index_arn = f"{table['TableArn']}/index/{OWNER_INDEX}"
+    statements = policy_statements(iam, out["AppTablePolicyArn"])
+    queries = [s for s in statements if "dynamodb:Query" in as_list(s.get("Action", []))]
+    check(len(queries) == 1 and queries[0]["Effect"] == "Allow" and as_list(queries[0]["Action"]) == ["dynamodb:Query"]
+          and as_list(queries[0]["Resource"]) == [index_arn] and "Condition" not in queries[0],
+          f"the deployed app policy allows dynamodb:Query on {index_arn} alone, in one statement", queries)
+    env = lam.get_function_configuration(FunctionName=app_function)["Environment"]["Variables"]
+    owner_env = {k: env.get(k) for k in ("SESSION_OWNER_ATTRIBUTE", "SESSION_OWNER_INDEX")}
+    check(owner_env == {"SESSION_OWNER_ATTRIBUTE": OWNER_ATTRIBUTE, "SESSION_OWNER_INDEX": OWNER_INDEX},
+          "the app's environment names the owner attribute and index", owner_env)
 
 
 def put_all(ddb, table, items):
@@ -241,13 +304,20 @@ def app_cycle(cfn, lam, apigw, ddb, table, state):
 
 
 # ---------------------------------------------------------------- the sweeper
-def session_item(key, expires):
-    return {"id": {"S": key}, "expires": {"N": str(int(expires))}, "data": {"S": '{"visits":1}'}}
+def session_item(key, expires, owner=None):
+    item = {"id": {"S": key}, "expires": {"N": str(int(expires))}, "data": {"S": '{"visits":1}'}}
+    if owner is not None:
+        item[OWNER_ATTRIBUTE] = {"S": owner}
+    return item
 
 
 def seed_first_batch(now):
     expired = [session_item(f"{KEY_PREFIX}expired-{i:03}", now - 3600 - i) for i in range(40)]
+    # Owned sessions, in the owner index: the sweep deletes the expired ones (and so their
+    # index entries) like any other.
+    expired += [session_item(f"{KEY_PREFIX}owned-expired-{i:03}", now - 3600 - i, OWNER) for i in range(6)]
     live = [session_item(f"{KEY_PREFIX}live-{i:03}", now + 3600) for i in range(10)]
+    live += [session_item(f"{KEY_PREFIX}owned-live-{i:03}", now + 3600, OWNER) for i in range(3)]
     in_grace = [session_item(f"{KEY_PREFIX}grace-{i:03}", now - 5) for i in range(10)]
     malformed = [
         {"id": {"S": f"{KEY_PREFIX}malformed-string"}, "expires": {"S": "tomorrow"}, "data": {"S": "{}"}},
@@ -313,6 +383,7 @@ def main():
     session = boto3.session.Session(region_name=REGION)
     cfn, lam, ddb = session.client("cloudformation"), session.client("lambda"), session.client("dynamodb")
     apigw, cw, logs = session.client("apigatewayv2"), session.client("cloudwatch"), session.client("logs")
+    iam = session.client("iam")
     scheduler = session.client("scheduler")
     deployed = []
     try:
@@ -349,9 +420,11 @@ def main():
         run(["sam", "deploy", "--template-file", os.path.join(args.app_build, "template.yaml"),
              "--stack-name", APP_STACK, "--region", REGION, "--resolve-s3",
              "--capabilities", "CAPABILITY_IAM", "--no-confirm-changeset", "--no-fail-on-empty-changeset", "--no-progressbar",
-             "--parameter-overrides", f"SessionsStackName={SESSIONS_STACK}", f"KeyPrefix={KEY_PREFIX}"],
+             "--parameter-overrides", f"SessionsStackName={SESSIONS_STACK}", f"KeyPrefix={KEY_PREFIX}",
+             "OwnerIndex=enabled"],
             os.path.join(args.state, "deploy-app.log"))
         deployed.append(APP_STACK)
+        check_owner_index(ddb, iam, lam, out, outputs(cfn, APP_STACK)["AppFunctionName"])
 
         # 2. the example app
         app_shape = app_cycle(cfn, lam, apigw, ddb, table, state)
@@ -365,6 +438,10 @@ def main():
         before = scan_all(ddb, table)
         check(len(before) == len(expired) + len(kept), f"seeded {len(expired)} expired and {len(kept)} others",
               len(before))
+        owned = sorted(i["id"]["S"] for i in expired + kept if OWNER_ATTRIBUTE in i)
+        check(owned_keys(ddb, table, OWNER) == owned,
+              f"a keys-only Query of {OWNER_INDEX} lists exactly the {len(owned)} owned sessions",
+              owned_keys(ddb, table, OWNER))
 
         # 4. direct invokes of both slices
         reports = []
@@ -390,6 +467,10 @@ def main():
         after = scan_all(ddb, table)
         check(set(after) == {i["id"]["S"] for i in kept}, "the table holds exactly the live, in-grace, "
               "malformed and foreign items", sorted(set(before) - set(after))[:5])
+        owned_live = sorted(i["id"]["S"] for i in kept if OWNER_ATTRIBUTE in i)
+        check(owned_keys(ddb, table, OWNER) == owned_live,
+              f"after the sweep the owner index lists only the {len(owned_live)} live owned sessions",
+              owned_keys(ddb, table, OWNER))
 
         # 5. bad event -> InvalidConfig -> errors alarm
         alarm = physical_id(cfn, SESSIONS_STACK, "SweeperErrorsAlarm0")
