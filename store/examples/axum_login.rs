@@ -304,7 +304,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     // The standard AWS configuration chain; AWS_ENDPOINT_URL_DYNAMODB for a local server.
-    let store = DynamoStore::from_env("sessions-axum-login").await;
+    // Owners on, so that create_table makes the owner index the app's /devices routes
+    // query (app() turns them on too, for callers that pass a plain store).
+    let store = DynamoStore::from_env("sessions-axum-login")
+        .await
+        .with_owner(owner::axum_login);
     // Created if missing; then checked, so a wrong table (or missing credentials or
     // region) is one line that says what to set.
     let checked = match store.create_table().await {

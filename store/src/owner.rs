@@ -469,18 +469,7 @@ impl DynamoStore {
     /// naming the session, redacted) when the owner function gives an unusable value or
     /// panics.
     pub(crate) fn owner_of(&self, key: &str, data: SessionData<'_>) -> Option<String> {
-        let f = self.owner.as_ref()?;
-        let value = match catch_unwind(AssertUnwindSafe(|| f(data))) {
-            Ok(value) => value?,
-            Err(_) => {
-                tracing::warn!(
-                    session = %redact(key),
-                    "the owner function panicked; the session is saved without an owner"
-                );
-                return None;
-            }
-        };
-        match check_owner(value) {
+        match self.find_owner(data)? {
             Ok(owner) => Some(owner),
             Err(reason) => {
                 tracing::warn!(
@@ -489,6 +478,30 @@ impl DynamoStore {
                 );
                 None
             }
+        }
+    }
+
+    /// Whether a session read back has no owner attribute though its data names one: an
+    /// item written before the store wrote owners. Its next save then writes it whole
+    /// (rather than skipping or touching), which indexes it. Parses the data only for
+    /// items without an owner, and only on a store that writes owners.
+    pub(crate) fn lacks_its_owner(&self, stored: &crate::schema::SessionItem) -> bool {
+        if self.owner.is_none() || stored.owner.is_some() {
+            return false;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(&stored.data) else {
+            return false;
+        };
+        matches!(self.find_owner(SessionData::value(&value)), Some(Ok(_)))
+    }
+
+    /// The owner function's verdict on `data`: `None` without a function or an owner,
+    /// else the checked owner or why it is unusable.
+    fn find_owner(&self, data: SessionData<'_>) -> Option<Result<String, String>> {
+        let f = self.owner.as_ref()?;
+        match catch_unwind(AssertUnwindSafe(|| f(data))) {
+            Ok(value) => value.map(check_owner),
+            Err(_) => Some(Err("the owner function panicked".into())),
         }
     }
 

@@ -490,8 +490,13 @@ impl DynamoStore {
             self.cache.forget(key);
             return Ok(None);
         }
-        self.cache
-            .record(key, self.cache.seen(&stored.data, stored.expires));
+        if self.lacks_its_owner(&stored) {
+            // Written before this store wrote owners: the next save writes it whole.
+            self.cache.forget(key);
+        } else {
+            self.cache
+                .record(key, self.cache.seen(&stored.data, stored.expires));
+        }
         Ok(Some((stored.data, stored.expires)))
     }
 

@@ -41,7 +41,11 @@ struct Faulty {
 
 impl Faulty {
     async fn new(label: &str, max_attempts: u32) -> Self {
-        let table = TestTable::new(label).await;
+        Self::on(TestTable::new(label).await, max_attempts).await
+    }
+
+    /// `table`, reached through a fresh proxy.
+    async fn on(table: TestTable, max_attempts: u32) -> Self {
         let proxy = FaultProxy::in_front_of(LocalDynamo::shared()).expect("start fault proxy");
         let attempts = RequestCounter::default();
         let config = proxy.local().sdk_config().await;
@@ -330,6 +334,75 @@ async fn an_insert_replaces_an_expired_item_that_get_reads_as_absent() {
             .unwrap(),
         WriteOutcome::AlreadyExists
     );
+}
+
+#[tokio::test]
+async fn a_revoke_all_cut_short_says_what_it_did_and_a_second_call_finishes() {
+    // One attempt per call, so every injected fault is a failed delete.
+    let faulty = Faulty::on(TestTable::with_owner_index("revoke-faults").await, 1).await;
+    // A fn, not a closure in a variable: a closure's signature is inferred from the
+    // bound only where it is passed directly.
+    fn owner_of(data: dynamo_session_store::owner::SessionData<'_>) -> Option<&Value> {
+        data.get("user")
+    }
+    let direct = faulty.table.store().with_owner(owner_of);
+    for i in 0..50 {
+        let data = json!({"user": "u-a"});
+        direct.put(&format!("s-{i:02}"), &data, None).await.unwrap();
+    }
+    let store = faulty.store().with_owner(owner_of);
+
+    // A third of the deletes fail (before reaching the server).
+    faulty.proxy.set_plan(
+        FaultPlan::new(0.3, vec![Fault::InternalServerError])
+            .only(["DeleteItem"])
+            .with_seed(11),
+    );
+    let err = store.revoke_all("u-a", None).await.unwrap_err();
+    let Error::RevokeIncomplete {
+        deleted,
+        failed,
+        listed_all,
+        ..
+    } = err
+    else {
+        panic!("{err}")
+    };
+    assert!(
+        listed_all && deleted > 0 && failed > 0,
+        "{deleted} {failed}"
+    );
+    assert_eq!(deleted + failed, 50);
+    assert!(err.to_string().contains("call revoke_all again"), "{err}");
+    // Exactly what was reported as not deleted is left.
+    assert_eq!(faulty.table.scan_all().await.len(), failed);
+
+    // The second call finishes the job.
+    faulty.proxy.set_plan(FaultPlan::none());
+    let second = store.revoke_all("u-a", None).await.unwrap();
+    assert_eq!(second.deleted, failed);
+    assert!(faulty.table.scan_all().await.is_empty());
+
+    // A listing that fails says so, and deletes nothing it did not list.
+    direct
+        .put("s-late", &json!({"user": "u-a"}), None)
+        .await
+        .unwrap();
+    faulty.always(Fault::InternalServerError, "Query");
+    let err = store.revoke_all("u-a", None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::RevokeIncomplete {
+                deleted: 0,
+                listed_all: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("listing"), "{err}");
+    assert_eq!(faulty.table.scan_all().await.len(), 1);
 }
 
 #[tokio::test]
