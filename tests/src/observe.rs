@@ -68,7 +68,8 @@ impl IndexCapacity {
             .iter()
             .filter(|((_, i), _)| i == index)
             .map(|(_, u)| u)
-            .sum()
+            // `f64`'s sum of nothing is -0.0.
+            .fold(0.0, |sum, u| sum + u)
     }
 
     /// Units consumed in `index` by `operation` (`PutItem`, `UpdateItem`, `DeleteItem`).

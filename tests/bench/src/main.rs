@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Scenarios: `store` (1), `amplification` (2), `sweep` (3), `scaling` (4), `lambda` (5),
-//! `cost` (6), `sizing` (7), `all` (default). With `--json PATH`, the charts of the
+//! `cost` (6), `sizing` (7), `owners` (8), `all` (default). With `--json PATH`, the charts of the
 //! scenarios that ran are drawn beside it (`charts`); in quick mode, into a temporary
 //! folder. `--quick` runs small sizes to check the harness still works (CI); it
 //! proves nothing about speed, and missed targets do not fail it. `--large` adds the
@@ -25,6 +25,7 @@
 //! | `lambda` | 5: `bootstrap.zip` size; cold start against a fake Runtime API |
 //! | `cost` | 6: read and write units of one sweep vs the cost model |
 //! | `sizing` | 7: sweeper CPU and peak RSS per 10,000 deletes; deletes/s per Lambda size |
+//! | `owners` | 8: `revoke_all` of 1 to 1,000 sessions; what the owner index adds to a save |
 //! | `charts` | the SVG charts of BENCHMARKS.md, from the rows of the same run |
 //! | `data` | the sweeper scenarios' tables: bulk loads, reloads, counts |
 //! | `baselines` | raw `BatchWriteItem` deletes; the naive Scan + `DeleteItem` loop |
@@ -40,6 +41,7 @@ mod child;
 mod cost;
 mod data;
 mod lambda;
+mod owners;
 mod report;
 mod scaling;
 mod sizing;
@@ -71,6 +73,7 @@ const SCENARIOS: &[&str] = &[
     "lambda",
     "cost",
     "sizing",
+    "owners",
 ];
 
 fn parse_args() -> Result<Opts, String> {
@@ -134,6 +137,7 @@ async fn main() -> ExitCode {
             "lambda" => lambda::run(&mut report, opts.quick).await,
             "cost" => cost::run(&mut report, opts.quick).await,
             "sizing" => sizing::run(&mut report, opts.quick).await,
+            "owners" => owners::run(&mut report, opts.quick).await,
             _ => unreachable!("validated in parse_args"),
         }
     }
