@@ -36,6 +36,8 @@ Usage: e2e.py --sessions-build DIR --app-build DIR --state DIR
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import random
@@ -74,6 +76,13 @@ checks = []
 class Failed(Exception):
     pass
 
+
+
+def hashed_key(session_id):
+    """The store's table key of a session id (dynamo_session_store::schema::KeyMode::Hashed):
+    the key prefix, `~`, then base64url (unpadded) of SHA-256 of the domain and the id."""
+    digest = hashlib.sha256(b"dynamo-session-store/id/v1\0" + session_id.encode()).digest()
+    return KEY_PREFIX + "~" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 def log(message):
     print(f"[e2e {time.monotonic() - started:6.1f}s] {message}", flush=True)
@@ -280,7 +289,8 @@ def app_cycle(cfn, lam, apigw, ddb, table, state):
     check(status == 200 and 'id="visits">1<' in body, "first visit counts 1", (status, body[:200]))
     check(len(client.jar) == 1, "the first visit sets one cookie", list(client.jar))
     (morsel,) = client.jar.values()
-    key = KEY_PREFIX + morsel.value
+    key = hashed_key(morsel.value)
+    check(morsel.value not in key, "the table key is the id's hash, not the cookie", key)
 
     def stored():
         return ddb.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True).get("Item")

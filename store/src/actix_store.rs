@@ -22,7 +22,7 @@ use actix_web::cookie::time::Duration;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::error::{Error, redact};
+use crate::error::Error;
 use crate::owner::SessionData;
 use crate::store::{DynamoStore, Mode, WriteOutcome};
 
@@ -84,12 +84,13 @@ impl DynamoStore {
         for _ in 0..MAX_SAVE_ATTEMPTS {
             let id = fresh_key();
             let key = self.schema.key_for(&id)?;
+            let label = self.schema.log_label(&key);
             match self
                 .write(key, json.clone(), expires, Mode::Insert, owner.clone())
                 .await?
             {
                 WriteOutcome::AlreadyExists => {
-                    tracing::warn!(session = %redact(&id), "session key taken; picking another");
+                    tracing::warn!(session = %label, "session key taken; picking another");
                 }
                 _ => {
                     return Ok(SessionKey::try_from(id)
@@ -109,11 +110,11 @@ impl SessionStore for DynamoStore {
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
         // A key this store never issues (a `!`, or too long for the table) holds nothing.
-        let Ok(key) = self.schema.key_for(session_key.as_ref()) else {
+        if self.schema.key_for(session_key.as_ref()).is_err() {
             return Ok(None);
-        };
+        }
         let Some((json, _)) = self
-            .read(&key)
+            .read_id(session_key.as_ref())
             .await
             .map_err(|e| LoadError::Other(e.into()))?
         else {
@@ -178,7 +179,7 @@ impl SessionStore for DynamoStore {
         }
         // Logged out elsewhere, expired or swept: the old key stays dead.
         tracing::debug!(
-            session = %redact(session_key.as_ref()),
+            session = %self.schema.log_label(&self.schema.key_for(session_key.as_ref()).unwrap_or_default()),
             "session gone before this update; saving the state under a new key"
         );
         self.save_fresh(json, expires, owner)

@@ -179,28 +179,55 @@ pub fn check_owner(value: &Value) -> Result<String, String> {
 }
 
 /// A session's handle: what [`DynamoStore::revoke`] takes, and what
-/// [`DynamoStore::sessions_of`] gives. It is the session's key in the table, which today
-/// holds the session id: treat it as a secret, as you treat the cookie (show
-/// [`redacted`](Self::redacted) to users, and send the handle back only to its owner).
-/// Its `Debug` and `Display` are redacted.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionHandle(String);
+/// [`DynamoStore::sessions_of`] gives. It is the session's key in the table: by default
+/// ([`KeyMode::Hashed`](crate::schema::KeyMode::Hashed)) the hash of the session id, which
+/// cannot be sent back as a cookie, so a page may carry it in a form; with
+/// [`KeyMode::Plain`](crate::schema::KeyMode::Plain) (and for sessions not yet moved in the
+/// migration window) it holds the session id itself: treat it then as you treat the cookie.
+/// Its `Debug` and `Display` show only its first characters ([`redacted`](Self::redacted)).
+#[derive(Clone)]
+pub struct SessionHandle {
+    key: String,
+    label: String,
+}
+
+impl PartialEq for SessionHandle {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for SessionHandle {}
+
+impl std::hash::Hash for SessionHandle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
 
 impl SessionHandle {
+    pub(crate) fn new(key: String, schema: &crate::ItemSchema) -> Self {
+        let label = schema.log_label(&key);
+        Self { key, label }
+    }
+
     /// The handle as text, to send back in a form (to its owner only).
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
     }
 
     /// A handle received back from a form. [`DynamoStore::revoke`] checks it belongs to
     /// the owner before deleting anything.
     pub fn from_text(text: impl Into<String>) -> Self {
-        Self(text.into())
+        let key = text.into();
+        let label = redact(&key);
+        Self { key, label }
     }
 
-    /// The first characters, to tell sessions apart on a page; never the whole handle.
+    /// The first characters of the hash (or of a plain id), to tell sessions apart on a
+    /// page; never the whole handle.
     pub fn redacted(&self) -> String {
-        redact(&self.0)
+        self.label.clone()
     }
 }
 
@@ -361,7 +388,9 @@ impl DynamoStore {
     /// # Errors
     /// [`Error::InvalidId`].
     pub fn handle_of(&self, id: &str) -> Result<SessionHandle, Error> {
-        self.schema.key_for(id).map(SessionHandle)
+        self.schema
+            .key_for(id)
+            .map(|key| SessionHandle::new(key, &self.schema))
     }
 
     /// The live sessions of `owner`, a page at a time: expired ones are left out, as
@@ -386,12 +415,12 @@ impl DynamoStore {
     /// of this store, or [`Error::DynamoDb`].
     pub async fn revoke(&self, owner: &str, handle: &SessionHandle) -> Result<bool, Error> {
         valid_owner(owner)?;
-        if !self.schema.owns_key(&handle.0) {
+        if !self.schema.owns_key(&handle.key) {
             return Err(Error::InvalidId {
                 reason: "the handle is not a session key of this store".into(),
             });
         }
-        self.delete_owned(&handle.0, owner).await
+        self.delete_owned(&handle.key, owner).await
     }
 
     /// Deletes every session of `owner`, except the session whose id is `except` (the
@@ -473,7 +502,7 @@ impl DynamoStore {
             Ok(owner) => Some(owner),
             Err(reason) => {
                 tracing::warn!(
-                    session = %redact(key),
+                    session = %self.schema.log_label(key),
                     "{reason}; the session is saved without an owner, so it is not indexed"
                 );
                 None
@@ -575,7 +604,7 @@ impl DynamoStore {
             return Ok(None);
         };
         Ok(Some(OwnedSession {
-            handle: SessionHandle(key),
+            handle: SessionHandle::new(key, &self.schema),
             expires_at,
         }))
     }
@@ -598,7 +627,7 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => {
-                tracing::debug!(session = %redact(key), "revoked session");
+                tracing::debug!(session = %self.schema.log_label(key), "revoked session");
                 Ok(true)
             }
             Err(err)
@@ -661,7 +690,7 @@ mod tests {
 
     #[test]
     fn handles_never_print_whole() {
-        let handle = SessionHandle("abcdefghijklmnopqrstuvwxyz".into());
+        let handle = SessionHandle::from_text("abcdefghijklmnopqrstuvwxyz");
         assert!(!format!("{handle:?}").contains("klmnop"));
         assert!(!handle.to_string().contains("klmnop"));
         assert_eq!(handle.as_str(), "abcdefghijklmnopqrstuvwxyz");

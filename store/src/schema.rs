@@ -120,6 +120,60 @@ pub const FAR_FUTURE_SECONDS: i64 = 10 * 366 * 86_400;
 /// The default name of the claim token attribute (see [`ItemSchema::with_claim_attribute`]).
 pub const DEFAULT_CLAIM_ATTRIBUTE: &str = "claim";
 
+/// What starts the id part of a hashed key: `prefix + "~" + hash`. Neither
+/// tower-sessions' ids (base64url) nor actix-session's (alphanumeric) contain it, so no
+/// session id written plain by an earlier version starts with it.
+pub const HASHED_KEY_TAG: char = '~';
+
+/// How session ids become table keys ([`ItemSchema::with_key_mode`]).
+///
+/// A hashed key is `prefix + "~" + base64url(SHA-256("dynamo-session-store/id/v1\0" +
+/// id))`, 44 characters after the prefix: one-way, so nothing in the table (an export, a
+/// backup, a stream, a role that can `Scan`) can be sent back as a cookie. SHA-256
+/// without a secret, because the ids it hides are unguessable by construction (128 bits
+/// from tower-sessions, 381 from actix-session, and the core API's ids must be too: an
+/// id one can guess can be replayed without reading any table); a keyed hash would add a
+/// secret to deploy and rotate, and rotating it would end every session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyMode {
+    /// Keys are hashed ids (the default).
+    #[default]
+    Hashed,
+    /// Keys are the ids themselves, as written by version 0.2 and earlier: for a table
+    /// that stays that way. Anyone who can read the table can replay its sessions.
+    Plain,
+    /// The migration window from [`KeyMode::Plain`]: writes hashed keys; a session not
+    /// found under its hashed key is looked up under its plain key and, if live, moved
+    /// to its hashed key (written, then the plain item deleted), so an upgrade logs
+    /// nobody out. Deletes remove both. Run it for one session lifetime, then switch to
+    /// [`KeyMode::Hashed`]; plain items left by then have expired.
+    HashedReadingPlain,
+}
+
+impl KeyMode {
+    /// Parses `hashed`, `plain` or `hashed-reading-plain` (the values of
+    /// `SESSION_KEY_MODE`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSchema`] naming the value and the accepted ones.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        match value.trim() {
+            "hashed" => Ok(KeyMode::Hashed),
+            "plain" => Ok(KeyMode::Plain),
+            "hashed-reading-plain" => Ok(KeyMode::HashedReadingPlain),
+            other => Err(Error::InvalidSchema {
+                reason: format!(
+                    "the key mode `{other}` is none of `hashed`, `plain`, `hashed-reading-plain`"
+                ),
+            }),
+        }
+    }
+}
+
+/// The domain-separation prefix of the hashed key's input.
+const KEY_HASH_DOMAIN: &[u8] = b"dynamo-session-store/id/v1\0";
+
 /// The default name of the owner attribute (see [`ItemSchema::with_owner_attribute`]).
 pub const DEFAULT_OWNER_ATTRIBUTE: &str = "owner";
 
@@ -182,6 +236,9 @@ pub struct ItemSchema {
     claim_attr: String,
     owner_attr: String,
     key_prefix: String,
+    key_mode: KeyMode,
+    /// A `SESSION_KEY_MODE` that did not parse: [`ItemSchema::validate`] refuses it.
+    bad_key_mode: Option<String>,
 }
 
 impl Default for ItemSchema {
@@ -193,6 +250,8 @@ impl Default for ItemSchema {
             claim_attr: DEFAULT_CLAIM_ATTRIBUTE.into(),
             owner_attr: DEFAULT_OWNER_ATTRIBUTE.into(),
             key_prefix: String::new(),
+            key_mode: KeyMode::Hashed,
+            bad_key_mode: None,
         }
     }
 }
@@ -241,6 +300,18 @@ impl ItemSchema {
         self
     }
 
+    /// How session ids become keys (default [`KeyMode::Hashed`]).
+    pub fn with_key_mode(mut self, mode: KeyMode) -> Self {
+        self.key_mode = mode;
+        self.bad_key_mode = None;
+        self
+    }
+
+    /// The key mode.
+    pub fn key_mode(&self) -> KeyMode {
+        self.key_mode
+    }
+
     /// The partition key attribute name.
     pub fn key_attribute(&self) -> &str {
         &self.key_attr
@@ -276,8 +347,9 @@ impl ItemSchema {
     /// `SESSION_KEY_ATTRIBUTE` (default `id`), `SESSION_EXPIRES_ATTRIBUTE` (`expires`),
     /// `SESSION_DATA_ATTRIBUTE` (`data`) and `SESSION_OWNER_ATTRIBUTE` (`owner`), each trimmed, unset or blank keeping the
     /// default; and `SESSION_KEY_PREFIX` (none), taken exactly as given, since a prefix may
-    /// end in a space or a separator. The result is not validated: call
-    /// [`ItemSchema::validate`].
+    /// end in a space or a separator; and `SESSION_KEY_MODE` (`hashed`, the default;
+    /// `plain`; `hashed-reading-plain`: [`KeyMode`]). The result is not validated: call
+    /// [`ItemSchema::validate`], which refuses a key mode it could not read.
     ///
     /// ```
     /// use dynamo_session_store::ItemSchema;
@@ -311,6 +383,12 @@ impl ItemSchema {
         if let Some(v) = lookup("SESSION_KEY_PREFIX") {
             schema.key_prefix = v;
         }
+        if let Some(v) = name("SESSION_KEY_MODE") {
+            match KeyMode::parse(&v) {
+                Ok(mode) => schema.key_mode = mode,
+                Err(_) => schema.bad_key_mode = Some(v),
+            }
+        }
         schema
     }
 
@@ -328,6 +406,9 @@ impl ItemSchema {
     /// [`Error::InvalidSchema`] naming the problem.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |reason: String| Err(Error::InvalidSchema { reason });
+        if let Some(mode) = &self.bad_key_mode {
+            return KeyMode::parse(mode).map(drop);
+        }
         let names = [
             ("key attribute", &self.key_attr),
             ("expires attribute", &self.expires_attr),
@@ -393,12 +474,47 @@ impl ItemSchema {
         names
     }
 
-    /// The table key of session `id`: the key prefix followed by the id.
+    /// The table key of session `id`: the key prefix followed by the id's hash
+    /// ([`KeyMode::Hashed`], [`KeyMode::HashedReadingPlain`]) or by the id itself
+    /// ([`KeyMode::Plain`]).
     ///
     /// # Errors
     /// [`Error::InvalidId`] when the id is empty, contains `!` (the reserved marker), or
-    /// the key would exceed [`MAX_KEY_BYTES`].
+    /// the prefix and the id together would exceed [`MAX_KEY_BYTES`] (in every mode, so
+    /// that what is accepted does not depend on the mode).
     pub fn key_for(&self, id: &str) -> Result<String, Error> {
+        self.check_id(id)?;
+        Ok(match self.key_mode {
+            KeyMode::Plain => format!("{}{id}", self.key_prefix),
+            KeyMode::Hashed | KeyMode::HashedReadingPlain => self.hashed_key(id),
+        })
+    }
+
+    /// The key session `id` had before hashing, where the key mode still reads it
+    /// ([`KeyMode::HashedReadingPlain`]): `None` in the other modes, for an id that is not
+    /// valid, and for an id that starts with [`HASHED_KEY_TAG`], whose plain key could be
+    /// another session's hashed key (a hash read from the table, sent back as a cookie).
+    pub fn plain_key_for(&self, id: &str) -> Option<String> {
+        (self.key_mode == KeyMode::HashedReadingPlain
+            && !id.starts_with(HASHED_KEY_TAG)
+            && self.check_id(id).is_ok())
+        .then(|| format!("{}{id}", self.key_prefix))
+    }
+
+    /// A key as logs may show it: the first characters of the hash, or of a plain id
+    /// (never more than 7), with the prefix left out.
+    pub fn log_label(&self, key: &str) -> String {
+        let rest = key.strip_prefix(self.key_prefix.as_str()).unwrap_or(key);
+        let shown = if rest.starts_with(HASHED_KEY_TAG) {
+            7
+        } else {
+            4
+        };
+        let label: String = rest.chars().take(shown).collect();
+        format!("{label}…")
+    }
+
+    fn check_id(&self, id: &str) -> Result<(), Error> {
         let invalid = |reason: String| Err(Error::InvalidId { reason });
         if id.is_empty() {
             return invalid("the id is empty".into());
@@ -416,7 +532,17 @@ impl ItemSchema {
                  {MAX_KEY_BYTES} bytes"
             ));
         }
-        Ok(format!("{}{id}", self.key_prefix))
+        Ok(())
+    }
+
+    fn hashed_key(&self, id: &str) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(KEY_HASH_DOMAIN);
+        hasher.update(id.as_bytes());
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hasher.finalize());
+        format!("{}{HASHED_KEY_TAG}{hash}", self.key_prefix)
     }
 
     /// The reserved key `name` of this schema's prefix: `prefix + '!' + name`. No session
@@ -634,8 +760,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_get_the_prefix_and_reject_bad_ids() {
+    fn hashed_keys_are_one_way_tagged_and_never_a_plain_key() {
         let schema = ItemSchema::new().with_key_prefix("app1:");
+        let key = schema.key_for("abc").unwrap();
+        // SHA-256 of the domain and the id, base64url: 43 characters after the tag.
+        assert!(
+            key.starts_with("app1:~") && key.len() == "app1:~".len() + 43,
+            "{key}"
+        );
+        assert!(!key.contains("abc"));
+        assert_eq!(key, schema.key_for("abc").unwrap());
+        assert_ne!(key, schema.key_for("abd").unwrap());
+        assert!(schema.owns_key(&key) && !schema.is_reserved_key(&key));
+        // A known answer: other tools (infra/tests/e2e.py) derive the same key.
+        assert_eq!(
+            ItemSchema::new().key_for("abc").unwrap(),
+            "~RLYnbn8YVlfMG7u8MXkAFex8r4Z3dHfGN8a2rVhgySI"
+        );
+        // No plain lookup outside the migration window.
+        assert_eq!(schema.plain_key_for("abc"), None);
+        let migrating = schema.clone().with_key_mode(KeyMode::HashedReadingPlain);
+        assert_eq!(migrating.key_for("abc").unwrap(), key);
+        assert_eq!(migrating.plain_key_for("abc").unwrap(), "app1:abc");
+        // A hash read from the table and sent back as an id never reaches its item.
+        let sent_back = key.strip_prefix("app1:").unwrap();
+        assert_eq!(migrating.plain_key_for(sent_back), None);
+        assert_ne!(migrating.key_for(sent_back).unwrap(), key);
+        // Logs show the tag and six characters of the hash, never the id.
+        let label = schema.log_label(&key);
+        assert_eq!(label.chars().count(), 8, "{label}");
+        assert!(key[5..].starts_with(label.trim_end_matches('…')));
+        assert_eq!(ItemSchema::new().log_label("Kq2mS0b0cXy9"), "Kq2m…");
+    }
+
+    #[test]
+    fn key_modes_parse_from_the_environment_and_refuse_typos() {
+        let schema = ItemSchema::from_lookup(|var| {
+            (var == "SESSION_KEY_MODE").then(|| " hashed-reading-plain ".to_owned())
+        });
+        assert_eq!(schema.key_mode(), KeyMode::HashedReadingPlain);
+        let typo =
+            ItemSchema::from_lookup(|var| (var == "SESSION_KEY_MODE").then(|| "plian".into()));
+        let err = typo.validate().unwrap_err().to_string();
+        assert!(err.contains("`plian`") && err.contains("`plain`"), "{err}");
+        assert_eq!(ItemSchema::new().key_mode(), KeyMode::Hashed);
+    }
+
+    #[test]
+    fn keys_get_the_prefix_and_reject_bad_ids() {
+        let schema = ItemSchema::new()
+            .with_key_prefix("app1:")
+            .with_key_mode(KeyMode::Plain);
         assert_eq!(schema.key_for("abc").unwrap(), "app1:abc");
         assert!(matches!(schema.key_for(""), Err(Error::InvalidId { .. })));
         for reserved in [

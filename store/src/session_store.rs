@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::error::{Error, redact};
+use crate::error::Error;
 use crate::owner::SessionData;
 use crate::store::{DynamoStore, Mode, WriteOutcome};
 
@@ -55,11 +55,12 @@ macro_rules! session_store_for {
                 let expires = record.expiry_date.unix_timestamp();
                 for _ in 0..MAX_CREATE_ATTEMPTS {
                     let key = self.schema.key_for(&record.id.to_string())?;
+                    let label = self.schema.log_label(&key);
                     let owner = self.owner_of(&key, SessionData::map(&record.data));
                     match self.write(key, json.clone(), expires, Mode::Insert, owner).await? {
                         WriteOutcome::AlreadyExists => {
                             tracing::warn!(
-                                session = %redact(&record.id.to_string()),
+                                session = %label,
                                 "session id collision; picking another"
                             );
                             record.id = $core::session::Id::default();
@@ -78,13 +79,14 @@ macro_rules! session_store_for {
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
                 let key = self.schema.key_for(&record.id.to_string())?;
+                let label = self.schema.log_label(&key);
                 let json = encode_data(&record.data)?;
                 let owner = self.owner_of(&key, SessionData::map(&record.data));
                 let expires = record.expiry_date.unix_timestamp();
                 let outcome = self.write(key, json, expires, Mode::Update, owner).await?;
                 if outcome == WriteOutcome::Gone {
                     tracing::debug!(
-                        session = %redact(&record.id.to_string()),
+                        session = %label,
                         "session was deleted or expired before this save; not recreating it"
                     );
                 }
@@ -95,8 +97,7 @@ macro_rules! session_store_for {
                 &self,
                 session_id: &$core::session::Id,
             ) -> $core::session_store::Result<Option<$core::session::Record>> {
-                let key = self.schema.key_for(&session_id.to_string())?;
-                let Some((json, expires)) = self.read(&key).await? else {
+                let Some((json, expires)) = self.read_id(&session_id.to_string()).await? else {
                     return Ok(None);
                 };
                 let data = serde_json::from_str(&json).map_err(|e| Error::Decode {

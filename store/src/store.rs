@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::error::{Error, redact};
+use crate::error::Error;
 use crate::owner::{DEFAULT_OWNER_INDEX, OwnerFn, SessionData};
 use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, ItemSchema, KEY_ALIAS as KEY};
 use crate::throttle::{Plan, Seen, WriteCache, plan};
@@ -279,8 +279,7 @@ impl DynamoStore {
     /// [`Error::InvalidId`], [`Error::DynamoDb`], or [`Error::Decode`] when the item is
     /// not a well-formed session or its data does not deserialize into `T`.
     pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Option<Loaded<T>>, Error> {
-        let key = self.schema.key_for(id)?;
-        let Some((data, expires)) = self.read(&key).await? else {
+        let Some((data, expires)) = self.read_id(id).await? else {
             return Ok(None);
         };
         let data = serde_json::from_str(&data).map_err(|e| Error::Decode {
@@ -355,7 +354,11 @@ impl DynamoStore {
         data: &T,
         expires_at: Option<OffsetDateTime>,
     ) -> Result<WriteOutcome, Error> {
-        self.write_value(id, data, expires_at, Mode::Update).await
+        let outcome = self.write_value(id, data, expires_at, Mode::Update).await?;
+        if outcome == WriteOutcome::Gone && self.migrated(id).await? {
+            return self.write_value(id, data, expires_at, Mode::Update).await;
+        }
+        Ok(outcome)
     }
 
     /// Moves the expiry of session `id` to `expires_at`, only if the session exists and has
@@ -368,6 +371,14 @@ impl DynamoStore {
     /// # Errors
     /// [`Error::InvalidId`] or [`Error::DynamoDb`].
     pub async fn touch(&self, id: &str, expires_at: OffsetDateTime) -> Result<WriteOutcome, Error> {
+        let outcome = self.touch_key(id, expires_at).await?;
+        if outcome == WriteOutcome::Gone && self.migrated(id).await? {
+            return self.touch_key(id, expires_at).await;
+        }
+        Ok(outcome)
+    }
+
+    async fn touch_key(&self, id: &str, expires_at: OffsetDateTime) -> Result<WriteOutcome, Error> {
         let key = self.schema.key_for(id)?;
         let expires = expires_at.unix_timestamp();
         // A touch is a save of the data last seen: throttled the same way, and never a put.
@@ -396,6 +407,16 @@ impl DynamoStore {
         let id = id.as_str();
         let key = self.schema.key_for(id)?;
         self.cache.forget(&key);
+        // In the migration window, the plain item too: a logout ends the session in
+        // whichever form it is.
+        if let Some(plain) = self.schema.plain_key_for(id) {
+            self.delete_key(plain).await?;
+        }
+        self.delete_key(key).await
+    }
+
+    async fn delete_key(&self, key: String) -> Result<(), Error> {
+        let label = self.schema.log_label(&key);
         self.client
             .delete_item()
             .table_name(self.table.as_ref())
@@ -403,8 +424,71 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| Error::from_sdk("DeleteItem", &self.table, e))?;
-        tracing::debug!(session = %redact(id), "deleted session");
+        tracing::debug!(session = %label, "deleted session");
         Ok(())
+    }
+
+    /// Reads session `id` under its key; in the migration window
+    /// ([`KeyMode::HashedReadingPlain`](crate::schema::KeyMode::HashedReadingPlain)), a
+    /// session found only under its plain key is moved to its hashed key first.
+    pub(crate) async fn read_id(&self, id: &str) -> Result<Option<(String, i64)>, Error> {
+        let key = self.schema.key_for(id)?;
+        if let Some(found) = self.read(&key).await? {
+            return Ok(Some(found));
+        }
+        if self.schema.plain_key_for(id).is_some() {
+            // Moved now, by this call or by another instance between the two reads (its
+            // plain item then is already gone): the hashed key answers either way.
+            self.migrated(id).await?;
+            return self.read(&key).await;
+        }
+        Ok(None)
+    }
+
+    /// In the migration window: moves session `id` from its plain key to its hashed key
+    /// if it is there and live (a conditional `PutItem` of the same data, expiry and
+    /// owner under the hashed key, then a `DeleteItem` of the plain item): `true` if the
+    /// session now stands under its hashed key. Outside the window, `false` at once.
+    pub(crate) async fn migrated(&self, id: &str) -> Result<bool, Error> {
+        let Some(plain) = self.schema.plain_key_for(id) else {
+            return Ok(false);
+        };
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table.as_ref())
+            .key(
+                self.schema.key_attribute(),
+                AttributeValue::S(plain.clone()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("GetItem", &self.table, e))?;
+        let Some(item) = out.item else {
+            return Ok(false);
+        };
+        let stored = self.schema.decode(item)?;
+        if Expiry::classify(stored.expires, self.now_epoch().saturating_add(1)) == Expiry::Expired {
+            return Ok(false);
+        }
+        let key = self.schema.key_for(id)?;
+        let item =
+            self.schema
+                .encode_owned(key.clone(), stored.data, stored.expires, stored.owner)?;
+        // Absent or expired under the hashed key: a concurrent move, or a session created
+        // under the hashed key meanwhile, is never overwritten.
+        let moved = self
+            .send_put(&key, item, Precondition::AbsentOrExpired)
+            .await?;
+        if moved == WriteOutcome::Put {
+            tracing::debug!(
+                session = %self.schema.log_label(&key),
+                "moved a session from its plain key to its hashed key"
+            );
+        }
+        self.delete_key(plain).await?;
+        Ok(true)
     }
 
     /// The expiry of a live item as a date. Epoch milliseconds, which the Node package
@@ -514,7 +598,7 @@ impl DynamoStore {
     ) -> Result<WriteOutcome, Error> {
         let next = self.cache.seen(&json, expires);
         let action = decide(mode, || self.throttle(&key, next));
-        tracing::trace!(session = %redact(&key), ?action, "save");
+        tracing::trace!(session = %self.schema.log_label(&key), ?action, "save");
         match action {
             Action::Skip => Ok(WriteOutcome::Skipped),
             Action::Touch => self.send_touch(&key, expires, Some(next)).await,
@@ -604,7 +688,7 @@ impl DynamoStore {
                 if claim.is_some() && found_claim == claim.as_ref() {
                     return Ok(WriteOutcome::Put);
                 }
-                tracing::debug!(session = %redact(key), ?precondition, "conditional write refused");
+                tracing::debug!(session = %self.schema.log_label(key), ?precondition, "conditional write refused");
                 Ok(match precondition {
                     Precondition::AbsentOrExpired => WriteOutcome::AlreadyExists,
                     _ => WriteOutcome::Gone,

@@ -304,7 +304,11 @@ async fn report(State(store): State<DynamoStore>, request: Request, next: Next) 
         None => None,
     };
 
-    let who = id.as_deref().map_or_else(|| "(none)".to_owned(), redact);
+    // The session as the table knows it: the first characters of its hashed key.
+    let who = id
+        .as_deref()
+        .and_then(|id| store.schema().key_for(id).ok())
+        .map_or_else(|| "(none)".to_owned(), |key| store.schema().log_label(&key));
     let now = SystemClock.now().unix_timestamp();
     let state = match &after {
         Some(item) => format!(
@@ -316,7 +320,7 @@ async fn report(State(store): State<DynamoStore>, request: Request, next: Next) 
         None => "not in the table".to_owned(),
     };
     println!(
-        "{:<7} {:<3} session {who:<6} {state}  -> {}",
+        "{:<7} {:<3} session {who:<8} {state}  -> {}",
         path,
         response.status().as_u16(),
         throttle_outcome(before.as_ref(), after.as_ref())
@@ -327,11 +331,6 @@ async fn report(State(store): State<DynamoStore>, request: Request, next: Next) 
 /// What the store wrote, judged from the item before and after the request.
 /// The first four characters of a session id: a whole id is a bearer credential and never
 /// printed.
-fn redact(id: &str) -> String {
-    let prefix: String = id.chars().take(4).collect();
-    format!("{prefix}…")
-}
-
 fn throttle_outcome(before: Option<&SessionItem>, after: Option<&SessionItem>) -> &'static str {
     match (before, after) {
         (None, Some(_)) => "PutItem: new session",

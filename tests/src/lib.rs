@@ -54,6 +54,12 @@ pub fn session_item(key: &str, data: &str, expires: i64) -> Item {
     ])
 }
 
+/// The table key of session `id` under the default schema (a hashed key): where a
+/// default store keeps it, for raw reads and writes.
+pub fn key_of(id: &str) -> String {
+    ItemSchema::default().key_for(id).expect("a valid id")
+}
+
 /// A stopped clock at the current time, for store tests: items expire in the real near
 /// future, so they are also sane for DynamoDB's own TTL when the suite runs on real AWS.
 pub fn clock_now() -> ManualClock {

@@ -25,9 +25,10 @@ use actix_session::{Session, SessionMiddleware};
 use actix_web::cookie::Key;
 use actix_web::cookie::time::Duration;
 use actix_web::{App, HttpResponse, HttpServer, web};
+use dynamo_session_store::SESSION_KEY_LENGTH;
 use dynamo_session_store::clock::Clock;
 use dynamo_session_store::{DynamoStore, ManualClock};
-use integration_tests::{TestTable, clock_now, http};
+use integration_tests::{TestTable, clock_now, http, key_of};
 use sweeper_lambda::{Budget, SweepConfig, sweep};
 
 const COOKIE: &str = "id";
@@ -75,9 +76,15 @@ async fn count_racing_a_logout(
         .send()
         .await
         .expect("scan");
+    // Another instance logs the session out: its item goes (by key: the table holds
+    // hashed keys, not ids).
     for item in items.items() {
-        let key = item["id"].as_s().expect("a string key");
-        DynamoStore::delete(&store, key.as_str())
+        store
+            .client()
+            .delete_item()
+            .table_name(store.table_name())
+            .key("id", item["id"].clone())
+            .send()
             .await
             .expect("delete");
     }
@@ -163,6 +170,12 @@ async fn send(
     (answer.status, answer.body, answer.set_cookie)
 }
 
+/// The session key a signed actix cookie carries: its last 64 characters, after the
+/// signature.
+fn actix_key(cookie: &str) -> &str {
+    &cookie[cookie.len() - SESSION_KEY_LENGTH..]
+}
+
 /// The session items of `table`, as (key, expiry).
 async fn sessions(table: &TestTable) -> Vec<(String, i64)> {
     let schema = dynamo_session_store::ItemSchema::default();
@@ -212,11 +225,14 @@ async fn a_visit_counter_keeps_its_session() {
         let items = sessions(&table).await;
         assert_eq!(items.len(), 1, "{security:?}");
         let (key, expires) = &items[0];
-        assert_eq!(key.len(), 64, "{security:?}: a 64-character key");
-        // A signed cookie carries the key in the clear (with its signature); a private one
-        // encrypts it.
-        let private = matches!(security, CookieContentSecurity::Private);
-        assert_eq!(cookie.contains(key.as_str()), !private, "{security:?}");
+        // The table holds the session key's hash, never the key the cookie carries.
+        assert_eq!(key.len(), 44, "{security:?}: a hashed key");
+        assert!(!cookie.contains(&key[1..]), "{security:?}");
+        // A signed cookie carries the 64-character key in the clear (after its
+        // signature); a private one encrypts it.
+        if matches!(security, CookieContentSecurity::Signed) {
+            assert_eq!(&key_of(actix_key(&cookie)), key, "{security:?}");
+        }
         assert_eq!(
             *expires,
             clock.now().unix_timestamp() + 3600,
@@ -337,6 +353,8 @@ async fn a_save_racing_a_logout_does_not_resurrect() {
     );
     let cookie = send(&app, "GET", "/count", None).await.2.unwrap();
     let (old_key, _) = sessions(&table).await.remove(0);
+    let old_session_key = actix_key(&cookie).to_owned();
+    assert_eq!(key_of(&old_session_key), old_key);
     // Logged out elsewhere (another instance, another tab) between this request's load
     // and its save: the update finds the item gone.
     let (status, body, renewed) = send(&app, "GET", "/race", Some(&cookie)).await;
@@ -350,12 +368,12 @@ async fn a_save_racing_a_logout_does_not_resurrect() {
     assert_eq!(send(&app, "GET", "/peek", Some(&renewed)).await.1, "2");
     assert_eq!(send(&app, "GET", "/peek", Some(&cookie)).await.1, "0");
     // Through the trait too: an update of a deleted key does not bring it back.
-    let key = SessionKey::try_from(old_key.clone()).unwrap();
+    let key = SessionKey::try_from(old_session_key.clone()).unwrap();
     let state = [("visits".to_owned(), "9".to_owned())].into();
     let new_key = SessionStore::update(&store, key, state, &Duration::hours(1))
         .await
         .unwrap();
-    assert_ne!(new_key.as_ref(), old_key);
+    assert_ne!(new_key.as_ref(), old_session_key);
     assert!(table.raw_get(&old_key).await.is_none());
 }
 
@@ -396,7 +414,7 @@ async fn one_sweep_serves_actix_and_tower_sessions_apps() {
         let state = [("n".to_owned(), i.to_string())].into();
         let key = SessionStore::save(&store, state, &ttl).await.unwrap();
         let set = if i % 2 == 0 { &mut live } else { &mut expired };
-        set.insert(key.as_ref().to_owned());
+        set.insert(key_of(key.as_ref()));
         let mut record = Record {
             id: Id::default(),
             data: [("n".to_owned(), serde_json::json!(i))].into(),
@@ -404,7 +422,7 @@ async fn one_sweep_serves_actix_and_tower_sessions_apps() {
         };
         store.create(&mut record).await.unwrap();
         let set = if i % 2 == 0 { &mut live } else { &mut expired };
-        set.insert(record.id.to_string());
+        set.insert(key_of(&record.id.to_string()));
     }
     // Ten minutes on: the one-minute sessions of both apps have expired.
     clock.advance(time::Duration::minutes(10));

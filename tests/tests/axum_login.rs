@@ -8,7 +8,7 @@ mod example;
 use std::net::SocketAddr;
 
 use dynamo_session_store::owner;
-use integration_tests::{TestTable, http};
+use integration_tests::{TestTable, http, key_of};
 
 /// tower-sessions' cookie name.
 const COOKIE: &str = "id";
@@ -43,7 +43,7 @@ async fn login_protects_cycles_and_logout_deletes() {
     let visit = http(addr, ("GET", "/"), (COOKIE, None), None).await;
     assert_eq!((visit.status, visit.body.as_str()), (200, "visits: 1"));
     let before = visit.set_cookie.expect("a session cookie");
-    assert!(table.raw_get(&before).await.is_some());
+    assert!(table.raw_get(&key_of(&before)).await.is_some());
 
     // A wrong password is refused and changes nothing.
     let wrong = http(
@@ -68,11 +68,19 @@ async fn login_protects_cycles_and_logout_deletes() {
     let after = login.set_cookie.expect("a new session cookie");
     assert_ne!(after, before, "login must cycle the session id");
     assert!(
-        table.raw_get(&before).await.is_none(),
+        table.raw_get(&key_of(&before)).await.is_none(),
         "the old id's item is gone"
     );
-    assert!(table.raw_get(&after).await.is_some());
+    assert!(table.raw_get(&key_of(&after)).await.is_some());
     assert_eq!(items(&table).await, 1);
+    // What anyone who can read the table sees holds no cookie: no attribute equals or
+    // contains the logged-in session's id (the key is its hash; the owner is the user).
+    for item in table.scan_all().await {
+        for (name, value) in &item {
+            let text = format!("{value:?}");
+            assert!(!text.contains(&after), "`{name}` holds the cookie: {text}");
+        }
+    }
 
     // Allowed after login.
     let allowed = http(addr, ("GET", "/protected"), (COOKIE, Some(&after)), None).await;
@@ -88,7 +96,7 @@ async fn login_protects_cycles_and_logout_deletes() {
     let logout = http(addr, ("POST", "/logout"), (COOKIE, Some(&after)), None).await;
     assert_eq!(logout.status, 303, "{logout:?}");
     assert!(
-        table.raw_get(&after).await.is_none(),
+        table.raw_get(&key_of(&after)).await.is_none(),
         "logout deletes the item"
     );
     assert_eq!(items(&table).await, 0);
@@ -152,7 +160,7 @@ async fn signing_out_other_devices_refuses_them_on_their_very_next_request() {
     // The phone is refused on its very next request; the laptop stays logged in, and
     // the other user is untouched.
     assert_eq!(protected(addr, &phone).await, 401);
-    assert!(table.raw_get(&phone).await.is_none());
+    assert!(table.raw_get(&key_of(&phone)).await.is_none());
     assert_eq!(protected(addr, &laptop).await, 200);
     assert_eq!(protected(addr, &other_user).await, 200);
 }

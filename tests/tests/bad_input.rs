@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use aws_smithy_types::Blob;
+use dynamo_session_store::schema::KeyMode;
 use dynamo_session_store::schema::{MAX_ITEM_BYTES, MAX_KEY_BYTES};
 use dynamo_session_store::tower_sessions_core::SessionStore;
 use dynamo_session_store::tower_sessions_core::session::Id;
@@ -17,7 +18,7 @@ use dynamo_session_store::tower_sessions_core::session_store::Error as TsError;
 use dynamo_session_store::{
     Clock, DynamoStore, Error, ItemSchema, ManualClock, WriteOutcome, aws_sdk_dynamodb,
 };
-use integration_tests::{Item, TestTable, n, s, unique_name};
+use integration_tests::{Item, TestTable, key_of, n, s, unique_name};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -57,10 +58,12 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
         ("negative-expiry", before_epoch, 'x'),
     ] {
         let secs = expires.unix_timestamp();
+        let id = key;
+        let key = &schema.key_for(id).unwrap();
         // Largest accepted: exactly the limit. The server takes it.
         let largest = data_of_item_size(&schema, key, secs, MAX_ITEM_BYTES, pad);
         table.requests.reset();
-        let outcome = store.put(key, &largest, Some(expires)).await;
+        let outcome = store.put(id, &largest, Some(expires)).await;
         assert!(
             matches!(outcome, Ok(WriteOutcome::Put)),
             "{key}: the largest item the store accepts was refused: {outcome:?}"
@@ -74,7 +77,7 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
         // Smallest rejected: one byte more. The store refuses it before any request...
         let smallest = data_of_item_size(&schema, key, secs, MAX_ITEM_BYTES + 1, pad);
         table.requests.reset();
-        match store.put(key, &smallest, Some(expires)).await {
+        match store.put(id, &smallest, Some(expires)).await {
             Err(Error::TooLarge { size, limit, .. }) => {
                 assert_eq!((size, limit), (MAX_ITEM_BYTES + 1, MAX_ITEM_BYTES), "{key}")
             }
@@ -104,8 +107,11 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
 #[tokio::test]
 async fn ids_are_limited_in_bytes_not_characters_and_the_server_agrees() {
     let table = TestTable::new("key-boundary").await;
-    let store = table.store();
-    let schema = store.schema().clone();
+    // Plain keys, where the id is the key and the server's own limit applies to it; the
+    // store refuses the same ids in every key mode (checked below for hashed keys).
+    let schema = ItemSchema::new().with_key_mode(KeyMode::Plain);
+    let store = table.store().with_schema(schema.clone()).unwrap();
+    let hashed = table.store();
     let max = MAX_KEY_BYTES;
     let cases = [
         ("ascii", "k".repeat(max), "k".repeat(max + 1)),
@@ -136,6 +142,15 @@ async fn ids_are_limited_in_bytes_not_characters_and_the_server_agrees() {
         let got = store.get::<Value>(at_limit).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"what": what}));
         assert!(table.raw_get(at_limit).await.is_some());
+        // Hashed, the key is 44 bytes whatever the id; the same id is accepted, and the
+        // same one byte over refused.
+        hashed
+            .put(at_limit, &json!({"what": what}), None)
+            .await
+            .unwrap();
+        assert!(table.raw_get(&key_of(at_limit)).await.is_some());
+        let err = hashed.put(over, &json!({}), None).await.unwrap_err();
+        assert!(err.to_string().contains("2049 bytes"), "{what}: {err}");
 
         // One byte over: refused before any request, by every call...
         table.requests.reset();
@@ -173,7 +188,9 @@ fn in_an_hour() -> OffsetDateTime {
 
 #[tokio::test]
 async fn the_key_prefix_counts_towards_the_key_limit() {
-    let schema = ItemSchema::new().with_key_prefix("app:");
+    let schema = ItemSchema::new()
+        .with_key_prefix("app:")
+        .with_key_mode(KeyMode::Plain);
     let table = TestTable::with_schema("key-prefix-boundary", schema.clone()).await;
     let store = table.store().with_schema(schema).unwrap();
     let fits = "p".repeat(MAX_KEY_BYTES - 4);
@@ -214,7 +231,7 @@ async fn unicode_ids_are_byte_exact_keys() {
         let got = store.get::<Value>(id).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"i": i, "id": id}), "{id:?}");
         assert!(
-            table.raw_get(id).await.is_some(),
+            table.raw_get(&key_of(id)).await.is_some(),
             "{id:?} stored under another key"
         );
     }
@@ -430,7 +447,7 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        item.insert("id".into(), s(&id));
+        item.insert("id".into(), s(&key_of(&id)));
         table
             .try_raw_put(item.clone())
             .await
@@ -500,7 +517,7 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
             );
         } else {
             assert_eq!(
-                table.raw_get(&id).await,
+                table.raw_get(&key_of(&id)).await,
                 Some(item.clone()),
                 "{what}: untouched"
             );
@@ -509,7 +526,7 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
         let got = store.get::<Value>(&id).await.unwrap().unwrap();
         assert_eq!(got.data, json!({"fixed": 2}), "{what}");
         store.delete(&id).await.unwrap();
-        assert!(table.raw_get(&id).await.is_none(), "{what}");
+        assert!(table.raw_get(&key_of(&id)).await.is_none(), "{what}");
         checked += 1;
     }
     assert_eq!(checked, 26);
@@ -522,7 +539,7 @@ async fn tower_id(table: &TestTable, store: &DynamoStore, item: &Item) -> Id {
     let mut copy = item.clone();
     copy.insert(
         store.schema().key_attribute().to_owned(),
-        s(&tid.to_string()),
+        s(&store.schema().key_for(&tid.to_string()).unwrap()),
     );
     table.raw_put(copy).await;
     tid
@@ -601,7 +618,7 @@ async fn an_expiry_in_epoch_milliseconds_is_named_as_such() {
     let ms = (clock.now().unix_timestamp() + 3600) * 1000;
     table
         .raw_put(HashMap::from([
-            ("id".to_owned(), s("migrated")),
+            ("id".to_owned(), s(&key_of("migrated"))),
             ("expires".to_owned(), n(ms)),
             ("data".to_owned(), s("{}")),
         ]))

@@ -31,12 +31,12 @@ fn at(secs: i64) -> OffsetDateTime {
 
 /// A whole item read past the store: (data, expiry), checking it has exactly the three
 /// session attributes (and the claim token an insert writes, until the next whole write).
-async fn stored(table: &TestTable, key: &str) -> Option<(Value, i64)> {
+async fn stored(table: &TestTable, id: &str) -> Option<(Value, i64)> {
     let item = table
         .client
         .get_item()
         .table_name(&table.name)
-        .key("id", AttributeValue::S(key.to_owned()))
+        .key("id", AttributeValue::S(integration_tests::key_of(id)))
         .consistent_read(true)
         .send()
         .await

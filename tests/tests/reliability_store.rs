@@ -94,7 +94,7 @@ impl Faulty {
             .client
             .get_item()
             .table_name(&self.table.name)
-            .key("id", AttributeValue::S(id.to_owned()))
+            .key("id", AttributeValue::S(integration_tests::key_of(id)))
             .consistent_read(true)
             .send()
             .await
@@ -414,7 +414,7 @@ async fn partial_batch_write_executes_exactly_what_it_does_not_return_unprocesse
         .iter()
         .map(|id| {
             let item = ItemSchema::new()
-                .encode(id.clone(), "{}".into(), 4_000_000_000)
+                .encode(integration_tests::key_of(id), "{}".into(), 4_000_000_000)
                 .unwrap();
             WriteRequest::builder()
                 .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
@@ -436,7 +436,11 @@ async fn partial_batch_write_executes_exactly_what_it_does_not_return_unprocesse
         .into_iter()
         .map(|w| {
             let item = w.put_request.unwrap().item;
-            item["id"].as_s().unwrap().clone()
+            let key = item["id"].as_s().unwrap().clone();
+            ids.iter()
+                .find(|id| integration_tests::key_of(id) == key)
+                .unwrap()
+                .clone()
         })
         .collect();
     assert!(!unprocessed.is_empty() && unprocessed.len() < ids.len());
@@ -468,7 +472,7 @@ async fn partial_batch_statements_fail_single_statements_in_place() {
                     r#"DELETE FROM "{}" WHERE "id" = ? AND "expires" < ?"#,
                     f.table.name
                 ))
-                .parameters(AttributeValue::S(id.clone()))
+                .parameters(AttributeValue::S(integration_tests::key_of(id)))
                 .parameters(AttributeValue::N("2000".into()))
                 .build()
                 .unwrap()
@@ -555,7 +559,7 @@ async fn observe(direct: &Client, table: &str, id: &str) -> Result<State, String
     let item = direct
         .get_item()
         .table_name(table)
-        .key("id", AttributeValue::S(id.to_owned()))
+        .key("id", AttributeValue::S(integration_tests::key_of(id)))
         .consistent_read(true)
         .send()
         .await

@@ -65,7 +65,7 @@ async fn raw_item(store: &DynamoStore, cookie: &str) -> Option<HashMap<String, A
         .client()
         .get_item()
         .table_name(store.table_name())
-        .key("id", AttributeValue::S(id.to_owned()))
+        .key("id", AttributeValue::S(store.schema().key_for(id).unwrap()))
         .consistent_read(true)
         .send()
         .await

@@ -29,7 +29,7 @@ async fn put_then_get_round_trips_data_and_expiry() {
     assert_eq!(secs(got.expires_at), secs(expires));
     assert_eq!(table.requests.count("GetItem"), 1);
 
-    let item = table.raw_get("abc").await.expect("item in table");
+    let item = table.raw_get(&key_of("abc")).await.expect("item in table");
     assert_eq!(item.len(), 3, "{item:?}");
     assert_eq!(expires_of(&item), secs(expires));
     assert_eq!(data_of(&item), json!({"roles": ["a", "b"], "user": 42}));
@@ -49,7 +49,7 @@ async fn put_without_expiry_uses_the_default_lifetime() {
     store.put("two-weeks", &json!({}), None).await.unwrap();
     let default_secs = i64::try_from(DEFAULT_TTL.as_secs()).unwrap();
     assert_eq!(default_secs, 14 * 24 * 3600);
-    let item = table.raw_get("two-weeks").await.unwrap();
+    let item = table.raw_get(&key_of("two-weeks")).await.unwrap();
     assert_eq!(
         expires_of(&item),
         secs(clock.now_plus(Duration::ZERO)) + default_secs
@@ -57,7 +57,7 @@ async fn put_without_expiry_uses_the_default_lifetime() {
 
     let store = store.with_default_ttl(std::time::Duration::from_secs(600));
     store.put("ten-minutes", &json!({}), None).await.unwrap();
-    let item = table.raw_get("ten-minutes").await.unwrap();
+    let item = table.raw_get(&key_of("ten-minutes")).await.unwrap();
     assert_eq!(
         expires_of(&item),
         secs(clock.now_plus(Duration::ZERO)) + 600
@@ -78,7 +78,8 @@ async fn delete_removes_the_item_and_is_idempotent() {
     assert_eq!(store.get::<Value>("gone-soon").await.unwrap(), None);
     let items = table.scan_all().await;
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["id"], s("stays"));
+    assert_eq!(items[0]["id"], s(&key_of("stays")));
+    assert_no_key_contains(&table, "id", "stays").await;
 }
 
 #[tokio::test]
@@ -105,7 +106,10 @@ async fn expired_item_reads_as_absent_while_still_in_the_table() {
     assert_eq!(SessionStore::load(&store, &id).await.unwrap(), None);
 
     // Nothing deleted it: it is still in the table, with its data.
-    let item = table.raw_get("short").await.expect("still in the table");
+    let item = table
+        .raw_get(&key_of("short"))
+        .await
+        .expect("still in the table");
     assert_eq!(expires_of(&item), secs(expires));
     assert_eq!(data_of(&item), json!({"n": 1}));
 }
@@ -128,7 +132,7 @@ async fn insert_never_overwrites() {
             .unwrap(),
         WriteOutcome::AlreadyExists
     );
-    let item = table.raw_get("taken").await.unwrap();
+    let item = table.raw_get(&key_of("taken")).await.unwrap();
     assert_eq!(data_of(&item), json!({"v": "first"}));
 }
 
@@ -168,7 +172,7 @@ async fn touch_moves_only_the_expiry() {
     );
     assert_eq!(table.requests.count("UpdateItem"), 1);
     assert_eq!(table.requests.count("PutItem"), 0);
-    let item = table.raw_get("t").await.unwrap();
+    let item = table.raw_get(&key_of("t")).await.unwrap();
     assert_eq!(expires_of(&item), secs(later));
     assert_eq!(data_of(&item), json!({"keep": true}));
 
@@ -228,7 +232,10 @@ async fn touch_of_an_expired_session_does_not_revive_it() {
         .await
         .unwrap();
     assert_eq!(outcome, WriteOutcome::Gone);
-    let item = table.raw_get("old").await.expect("left for the sweeper");
+    let item = table
+        .raw_get(&key_of("old"))
+        .await
+        .expect("left for the sweeper");
     assert_eq!(expires_of(&item), secs(expires), "the expiry was moved");
     assert_eq!(store.get::<Value>("old").await.unwrap(), None);
     // Nor does an update of its data.
@@ -242,7 +249,7 @@ async fn touch_of_an_expired_session_does_not_revive_it() {
         .unwrap();
     assert_eq!(outcome, WriteOutcome::Gone);
     assert_eq!(
-        data_of(&table.raw_get("old").await.unwrap()),
+        data_of(&table.raw_get(&key_of("old")).await.unwrap()),
         json!({"n": 1})
     );
 }

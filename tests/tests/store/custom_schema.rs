@@ -12,7 +12,7 @@ async fn custom_attribute_names_and_key_prefix_work_end_to_end() {
         .with_expires_attribute("ttl")
         .with_data_attribute("value")
         .with_key_prefix("app1:");
-    let (table, clock, store) = schema_fixture("schema", schema).await;
+    let (table, clock, store) = schema_fixture("schema", schema.clone()).await;
     let expires = clock.now_plus(Duration::hours(1));
 
     store
@@ -28,7 +28,10 @@ async fn custom_attribute_names_and_key_prefix_work_end_to_end() {
     let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
     names.sort_unstable();
     assert_eq!(names, ["session_key", "ttl", "value"]);
-    assert_eq!(item["session_key"], s("app1:abc"));
+    let key = schema.key_for("abc").unwrap();
+    assert!(key.starts_with("app1:"), "{key}");
+    assert_eq!(item["session_key"], s(&key));
+    assert_no_key_contains(&table, "session_key", "abc").await;
     assert_eq!(item["value"], s(r#"{"n":1}"#));
     // Epoch seconds, not milliseconds: DynamoDB's TTL ignores millisecond values.
     assert_eq!(item["ttl"], n(secs(expires)));
@@ -59,7 +62,7 @@ async fn custom_attribute_names_and_key_prefix_work_end_to_end() {
 
     let mut rec = record(json!({"visits": 1}), later);
     store.create(&mut rec).await.unwrap();
-    let key = format!("app1:{}", rec.id);
+    let key = schema.key_for(&rec.id.to_string()).unwrap();
     assert!(
         table
             .scan_all()
@@ -68,6 +71,7 @@ async fn custom_attribute_names_and_key_prefix_work_end_to_end() {
             .any(|i| i["session_key"] == s(&key)),
         "the trait's create ignored the prefix"
     );
+    assert_no_key_contains(&table, "session_key", &rec.id.to_string()).await;
     assert_eq!(store.load(&rec.id).await.unwrap().unwrap().data, rec.data);
     SessionStore::delete(&store, &rec.id).await.unwrap();
     store.delete("abc").await.unwrap();

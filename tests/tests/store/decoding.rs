@@ -13,7 +13,7 @@ async fn assert_decode_error(
     attribute: &str,
 ) {
     let id = Id::default();
-    let key = format!("{}{id}", store.schema().key_prefix());
+    let key = store.schema().key_for(&id.to_string()).unwrap();
     item.insert(store.schema().key_attribute().to_owned(), s(&key));
     table.raw_put(item).await;
 
@@ -90,7 +90,7 @@ async fn data_that_is_json_but_not_an_object_fails_to_load() {
     let id = Id::default();
     let later = secs(clock.now_plus(Duration::hours(1)));
     table
-        .raw_put(session_item(&id.to_string(), "[1,2,3]", later))
+        .raw_put(session_item(&key_of(&id.to_string()), "[1,2,3]", later))
         .await;
 
     // The core API reads whatever type the caller asks for...

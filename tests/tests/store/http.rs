@@ -87,9 +87,10 @@ async fn a_full_request_cycle_counts_visits_and_logout_deletes() {
     assert_eq!(body, "1");
     let id = cookie.expect("the first response sets a session cookie");
     let item = table
-        .raw_get(&id)
+        .raw_get(&key_of(&id))
         .await
         .expect("the session item was created");
+    assert_no_key_contains(&table, "id", &id).await;
     assert_eq!(data_of(&item), json!({"visits": 1}));
     let expires = expires_of(&item);
     let now = clock_now().now_plus(Duration::ZERO);
@@ -102,7 +103,7 @@ async fn a_full_request_cycle_counts_visits_and_logout_deletes() {
 
     let (status, _, body) = send(&app, "/", Some(&id)).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "2"));
-    let item = table.raw_get(&id).await.unwrap();
+    let item = table.raw_get(&key_of(&id)).await.unwrap();
     assert_eq!(data_of(&item), json!({"visits": 2}));
     assert_eq!(table.scan_all().await.len(), 1, "the cookie was not reused");
 
@@ -122,7 +123,7 @@ async fn a_full_request_cycle_counts_visits_and_logout_deletes() {
     assert_eq!(body, "1");
     let new_id = cookie.unwrap();
     assert_ne!(new_id, id);
-    assert!(table.raw_get(&id).await.is_none());
+    assert!(table.raw_get(&key_of(&id)).await.is_none());
     assert_eq!(table.scan_all().await.len(), 1);
 }
 
@@ -162,7 +163,7 @@ async fn a_logout_racing_a_request_is_not_undone_by_its_save() {
     let (status, body) = logout_during(&app, &gates, "/slow", &id, &app).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "2"));
     assert!(
-        table.raw_get(&id).await.is_none(),
+        table.raw_get(&key_of(&id)).await.is_none(),
         "the late save resurrected the session"
     );
     assert!(table.scan_all().await.is_empty());
@@ -174,7 +175,7 @@ async fn a_logout_racing_a_request_is_not_undone_by_its_save() {
     let other_process = self::app(table.store(), Arc::default());
     let (status, body) = logout_during(&app, &gates, "/slow-peek", &id, &other_process).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "1"));
-    assert!(table.raw_get(&id).await.is_none());
+    assert!(table.raw_get(&key_of(&id)).await.is_none());
     assert!(table.scan_all().await.is_empty());
 
     // The old cookie now starts a new session.

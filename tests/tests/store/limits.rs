@@ -47,11 +47,11 @@ async fn oversized_update_keeps_the_previous_version() {
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"small": true}), clock.now_plus(Duration::hours(1)));
     store.create(&mut rec).await.unwrap();
-    let key = rec.id.to_string();
+    let id = rec.id.to_string();
     table.requests.reset();
 
     let err = store
-        .put(&key, &blob(MAX_ITEM_BYTES), None)
+        .put(&id, &blob(MAX_ITEM_BYTES), None)
         .await
         .unwrap_err();
     assert_too_large(&err);
@@ -66,7 +66,7 @@ async fn oversized_update_keeps_the_previous_version() {
     }
     assert_eq!(table.requests.writes(), 0);
 
-    let item = table.raw_get(&key).await.unwrap();
+    let item = table.raw_get(&key_of(&id)).await.unwrap();
     assert_eq!(data_of(&item), json!({"small": true}));
     assert_eq!(table.scan_all().await.len(), 1);
 }
@@ -91,28 +91,33 @@ async fn the_largest_session_that_fits_is_accepted_by_dynamodb() {
     let clock = clock_now();
     let store = table.store().with_clock(clock.clone());
     let expires = clock.now_plus(Duration::hours(1));
-    let key = "max";
-    // Fill the item up to exactly the limit, as the store counts it.
+    let id = "max";
+    let key = store.schema().key_for(id).unwrap();
+    // Fill the item up to exactly the limit, as the store counts it (with the item's key).
     let probe = store
         .schema()
-        .item_size(key, r#"{"blob":""}"#, secs(expires));
+        .item_size(&key, r#"{"blob":""}"#, secs(expires));
     let data = blob(MAX_ITEM_BYTES - probe + r#"{"blob":""}"#.len());
     let json = serde_json::to_string(&data).unwrap();
     assert_eq!(
-        store.schema().item_size(key, &json, secs(expires)),
+        store.schema().item_size(&key, &json, secs(expires)),
         MAX_ITEM_BYTES
     );
-    store.put(key, &data, Some(expires)).await.unwrap();
-    assert_eq!(store.get::<Value>(key).await.unwrap().unwrap().data, data);
+    store.put(id, &data, Some(expires)).await.unwrap();
+    assert_eq!(store.get::<Value>(id).await.unwrap().unwrap().data, data);
+    let stored = table.raw_get(&key).await.expect("stored under its key");
+    assert_eq!(data_of(&stored), data);
 
     // One byte more and DynamoDB itself refuses the item: the store's limit is exact.
     // A key of the same length and one more byte of data: exactly one byte over.
     let over = format!("{json} ");
+    let other = store.schema().key_for("xam").unwrap();
+    assert_eq!(other.len(), key.len());
     assert_eq!(
-        store.schema().item_size("xam", &over, secs(expires)),
+        store.schema().item_size(&other, &over, secs(expires)),
         MAX_ITEM_BYTES + 1
     );
-    let item = session_item("xam", &over, secs(expires));
+    let item = session_item(&other, &over, secs(expires));
     let refused = table
         .client
         .put_item()

@@ -12,6 +12,7 @@
 //! | `custom_schema` | configured attribute names and key prefix, end to end |
 //! | `dynamodb_errors` | the real cause of a DynamoDB error survives |
 //! | `http` | full request cycles through axum and tower-sessions |
+//! | `key_modes` | ids hashed at rest; the upgrade from plain keys through the migration window |
 //! | `owners` | sessions by owner: list, revoke, races, index cost, bad owners |
 
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use dynamo_session_store::tower_sessions_core::session::{Id, Record};
 use dynamo_session_store::tower_sessions_core::{SessionStore, session_store};
 use dynamo_session_store::{DynamoStore, Error, ItemSchema, ManualClock};
-use integration_tests::{Item, TestTable, clock_now, n, s, session_item};
+use integration_tests::{Item, TestTable, clock_now, key_of, n, s, session_item};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -29,6 +30,7 @@ mod custom_schema;
 mod decoding;
 mod dynamodb_errors;
 mod http;
+mod key_modes;
 mod limits;
 mod owners;
 mod routes;
@@ -50,6 +52,17 @@ async fn schema_fixture(label: &str, schema: ItemSchema) -> (TestTable, ManualCl
         .expect("a valid schema")
         .with_clock(clock.clone());
     (table, clock, store)
+}
+
+/// Checks that no key in `table` (attribute `key_attribute`) holds `id`: keys are
+/// hashes, so nothing read from the table can be sent back as a cookie.
+async fn assert_no_key_contains(table: &TestTable, key_attribute: &str, id: &str) {
+    let keys = table.keys(key_attribute).await;
+    assert!(!keys.is_empty(), "no keys to check");
+    assert!(
+        keys.iter().all(|key| !key.contains(id)),
+        "a key holds the session id {id}: {keys:?}"
+    );
 }
 
 fn expires_of(item: &Item) -> i64 {

@@ -95,10 +95,10 @@ async fn bogus_session_cookie() {
     let set = set.expect("a new session");
     assert_ne!(set.value, bogus);
     assert!(
-        table.raw_get(bogus).await.is_none(),
+        table.raw_get(&key_of(bogus)).await.is_none(),
         "the bogus id is never stored"
     );
-    assert!(table.raw_get(&set.value).await.is_some());
+    assert!(table.raw_get(&key_of(&set.value)).await.is_some());
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn insert_session() {
     assert_eq!(set.attribute("Path"), Some("/"));
     assert!(set.max_age().is_some_and(|age| age <= 3600), "{set:?}");
     // The stored expiry: an hour from now, in whole seconds (rounded down).
-    let item = table.raw_get(&set.value).await.expect("stored");
+    let item = table.raw_get(&key_of(&set.value)).await.expect("stored");
     let expires = expires_of(&item);
     assert!(
         (now + 3599..=now + 3601).contains(&expires),
@@ -138,7 +138,7 @@ async fn session_max_age() {
     let (_, set, _) = request(&app, "/insert", None).await;
     let set = set.expect("a session cookie");
     assert!(set.max_age().is_none(), "{set:?}");
-    let expires = expires_of(&table.raw_get(&set.value).await.unwrap());
+    let expires = expires_of(&table.raw_get(&key_of(&set.value)).await.unwrap());
     let two_weeks = 14 * 86_400;
     assert!((now + two_weeks - 1..=now + two_weeks + 1).contains(&expires));
 }
@@ -168,7 +168,7 @@ async fn remove_last_value() {
     assert_eq!(body, "None");
     // What the table keeps: the session, now with no values.
     let item = table
-        .raw_get(&id)
+        .raw_get(&key_of(&id))
         .await
         .expect("the session is still there");
     assert_eq!(data_of(&item), json!({}));
@@ -185,7 +185,7 @@ async fn cycle_session_id() {
     let (_, _, body) = request(&app, "/get", Some(&second)).await;
     assert_eq!(body, "42");
     assert!(
-        table.raw_get(&first).await.is_none(),
+        table.raw_get(&key_of(&first)).await.is_none(),
         "the old id's item is gone"
     );
     assert_eq!(table.scan_all().await.len(), 1);
@@ -201,7 +201,10 @@ async fn flush_session() {
     assert_eq!(set.value, "");
     assert_eq!(set.max_age(), Some(0));
     assert_eq!(set.attribute("Path"), Some("/"));
-    assert!(table.raw_get(&id).await.is_none(), "flush deletes the item");
+    assert!(
+        table.raw_get(&key_of(&id)).await.is_none(),
+        "flush deletes the item"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +216,7 @@ async fn flush_with_domain() {
     let set = set.expect("a removal cookie");
     assert_eq!((set.value.as_str(), set.max_age()), ("", Some(0)));
     assert_eq!(set.attribute("Domain"), Some("localhost"));
-    assert!(table.raw_get(&id).await.is_none());
+    assert!(table.raw_get(&key_of(&id)).await.is_none());
 }
 
 #[tokio::test]
@@ -232,7 +235,7 @@ async fn set_expiry() {
     // The table follows: an expiry a day away, in whole seconds. A changed expiry is
     // written even though the data did not change (it moved by more than touch_after).
     let now = SystemClock.now().unix_timestamp();
-    let expires = expires_of(&table.raw_get(&set.value).await.unwrap());
+    let expires = expires_of(&table.raw_get(&key_of(&set.value)).await.unwrap());
     assert!(
         (now + day - 2..=now + day + 1).contains(&expires),
         "{expires}"

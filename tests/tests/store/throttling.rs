@@ -32,7 +32,7 @@ async fn unchanged_saves_within_touch_after_write_nothing_then_one_touch() {
     assert_eq!(table.requests.count("UpdateItem"), 1);
     assert_eq!(table.requests.count("PutItem"), 0);
     assert_eq!(table.requests.total(), 1);
-    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&key_of(&rec.id.to_string())).await.unwrap();
     assert_eq!(expires_of(&item), secs(rec.expiry_date));
     assert_eq!(data_of(&item), json!({"user": 7}));
 
@@ -61,7 +61,7 @@ async fn changed_data_is_a_put_even_within_touch_after() {
     }
     assert_eq!(table.requests.count("PutItem"), 5);
     assert_eq!(table.requests.count("UpdateItem"), 0);
-    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&key_of(&rec.id.to_string())).await.unwrap();
     assert_eq!(data_of(&item), json!({"n": 5}));
 }
 
@@ -117,7 +117,7 @@ async fn a_put_after_another_instance_deleted_the_session_writes_it() {
     b.delete("s").await.unwrap();
     assert_eq!(a.put("s", &data, at).await.unwrap(), WriteOutcome::Put);
     assert!(
-        table.raw_get("s").await.is_some(),
+        table.raw_get(&key_of("s")).await.is_some(),
         "put means create or replace"
     );
 }

@@ -19,7 +19,7 @@ async fn create_load_save_delete_round_trip() {
 
     rec.data.insert("visits".into(), json!(2));
     store.save(&rec).await.unwrap();
-    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&key_of(&rec.id.to_string())).await.unwrap();
     assert_eq!(data_of(&item), json!({"visits": 2}));
     assert_eq!(store.load(&rec.id).await.unwrap().unwrap().data, rec.data);
 
@@ -41,7 +41,7 @@ async fn create_never_overwrites_an_existing_session() {
     let original_expiry = secs(clock.now_plus(Duration::hours(5)));
     table
         .raw_put(session_item(
-            &taken.to_string(),
+            &key_of(&taken.to_string()),
             r#"{"who":"owner"}"#,
             original_expiry,
         ))
@@ -56,11 +56,11 @@ async fn create_never_overwrites_an_existing_session() {
         2,
         "one refused, one written"
     );
-    let original = table.raw_get(&taken.to_string()).await.unwrap();
+    let original = table.raw_get(&key_of(&taken.to_string())).await.unwrap();
     assert_eq!(data_of(&original), json!({"who": "owner"}));
     assert_eq!(expires_of(&original), original_expiry);
     let created = table
-        .raw_get(&rec.id.to_string())
+        .raw_get(&key_of(&rec.id.to_string()))
         .await
         .expect("new id exists");
     assert_eq!(data_of(&created), json!({"who": "newcomer"}));
@@ -137,7 +137,7 @@ async fn save_of_an_expired_session_does_not_revive_it() {
     rec.data.insert("n".into(), json!(2));
     store.save(&rec).await.unwrap();
 
-    let item = table.raw_get(&rec.id.to_string()).await.unwrap();
+    let item = table.raw_get(&key_of(&rec.id.to_string())).await.unwrap();
     assert_eq!(expires_of(&item), stored_expiry);
     assert_eq!(data_of(&item), json!({"n": 1}));
     assert_eq!(store.load(&rec.id).await.unwrap(), None);
@@ -150,16 +150,21 @@ async fn delete_takes_a_tower_sessions_id_with_the_trait_in_scope() {
     let store = table.store().with_clock(clock.clone());
     let mut rec = record(json!({"v": 1}), clock.now_plus(Duration::hours(1)));
     SessionStore::create(&store, &mut rec).await.unwrap();
-    assert!(table.raw_get(&rec.id.to_string()).await.is_some());
+    assert!(table.raw_get(&key_of(&rec.id.to_string())).await.is_some());
     // `SessionStore` is in scope here: the obvious call compiles and deletes the session.
     store.delete(&rec.id).await.unwrap();
-    assert!(table.raw_get(&rec.id.to_string()).await.is_none());
+    assert!(table.raw_get(&key_of(&rec.id.to_string())).await.is_none());
     // And by its text, as before: another session goes, and deleting one that is gone
     // already is a no-op, not an error.
     let mut other = record(json!({"v": 2}), clock.now_plus(Duration::hours(1)));
     SessionStore::create(&store, &mut other).await.unwrap();
     store.delete(other.id.to_string()).await.unwrap();
-    assert!(table.raw_get(&other.id.to_string()).await.is_none());
+    assert!(
+        table
+            .raw_get(&key_of(&other.id.to_string()))
+            .await
+            .is_none()
+    );
     store.delete(rec.id.to_string()).await.unwrap();
     assert!(table.scan_all().await.is_empty());
 }

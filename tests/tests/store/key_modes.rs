@@ -1,0 +1,142 @@
+//! Session ids hashed at rest (issue 21): the table holds no id a browser sends, and a
+//! table written with plain ids keeps its users logged in across the upgrade, through
+//! the migration window (`KeyMode::HashedReadingPlain`).
+
+use dynamo_session_store::{Clock as _, WriteOutcome};
+use dynamo_session_store::schema::KeyMode;
+use dynamo_session_store::tower_sessions_core::SessionStore as _;
+
+use super::*;
+
+/// A store on `table` in `mode`.
+fn in_mode(table: &TestTable, mode: KeyMode) -> DynamoStore {
+    table
+        .store()
+        .with_schema(ItemSchema::new().with_key_mode(mode))
+        .unwrap()
+}
+
+/// A tower-sessions session with `visits`, an hour from now.
+fn record(visits: u64) -> Record {
+    Record {
+        id: Id::default(),
+        data: HashMap::from([("visits".to_owned(), json!(visits))]),
+        expiry_date: dynamo_session_store::SystemClock.now() + Duration::hours(1),
+    }
+}
+
+#[tokio::test]
+async fn the_table_holds_no_id_a_browser_sends() {
+    let table = TestTable::new("hashed-ids").await;
+    let store = table.store();
+    let mut ids = Vec::new();
+    for visits in 0..5 {
+        let mut session = record(visits);
+        store.create(&mut session).await.unwrap();
+        ids.push(session.id.to_string());
+    }
+    store
+        .put("core-api-id-123", &json!({"n": 1}), None)
+        .await
+        .unwrap();
+    ids.push("core-api-id-123".to_owned());
+    for item in table.scan_all().await {
+        for (name, value) in &item {
+            let text = format!("{value:?}");
+            for id in &ids {
+                assert!(!text.contains(id.as_str()), "`{name}` holds the id {id}");
+            }
+        }
+    }
+    // Each session reads back by its id, through both APIs.
+    let loaded = store.load(&ids[0].parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(loaded.data["visits"], json!(0));
+    assert!(
+        store
+            .get::<Value>("core-api-id-123")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A key read from the table, sent back as an id, is no session.
+    let key = store.schema().key_for(&ids[1]).unwrap();
+    assert!(store.get::<Value>(&key).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_upgrade_through_the_migration_window_logs_nobody_out() {
+    let table = TestTable::new("key-migration").await;
+    // Version 0.2: plain keys.
+    let before = in_mode(&table, KeyMode::Plain);
+    let mut sessions = Vec::new();
+    for visits in 0..4 {
+        let mut session = record(visits);
+        before.create(&mut session).await.unwrap();
+        sessions.push(session);
+    }
+    before.put("core-1", &json!({"n": 1}), None).await.unwrap();
+    for session in &sessions {
+        assert!(table.raw_get(&session.id.to_string()).await.is_some());
+    }
+
+    // The upgrade, in the documented mode: every user is still logged in.
+    let during = in_mode(&table, KeyMode::HashedReadingPlain);
+    let first = &sessions[0];
+    let loaded = during
+        .load(&first.id)
+        .await
+        .unwrap()
+        .expect("still logged in");
+    assert_eq!(loaded.data, first.data);
+    // Read once, the session has moved: its hashed key holds it, its plain key nothing.
+    assert!(table.raw_get(&first.id.to_string()).await.is_none());
+    assert!(
+        table
+            .raw_get(&key_of(&first.id.to_string()))
+            .await
+            .is_some()
+    );
+    // Saves go on under the hashed key, throttled as usual.
+    let mut next = loaded.clone();
+    next.data.insert("visits".into(), json!(10));
+    during.save(&next).await.unwrap();
+    assert_eq!(
+        during.load(&first.id).await.unwrap().unwrap().data["visits"],
+        json!(10)
+    );
+    // A core-API update of a session not read yet moves it, then writes it.
+    let outcome = during
+        .update("core-1", &json!({"n": 2}), None)
+        .await
+        .unwrap();
+    assert_eq!(outcome, WriteOutcome::Put);
+    assert!(table.raw_get("core-1").await.is_none());
+    assert_eq!(
+        during.get::<Value>("core-1").await.unwrap().unwrap().data,
+        json!({"n": 2})
+    );
+    // A logout of a session not read yet ends it in its plain form too.
+    let second = sessions[1].id;
+    SessionStore::delete(&during, &second).await.unwrap();
+    assert!(during.load(&second).await.unwrap().is_none());
+    assert!(table.raw_get(&second.to_string()).await.is_none());
+    // Two instances reading the same plain session at once: one item, under its hash.
+    let third = sessions[2].id;
+    let other_instance = in_mode(&table, KeyMode::HashedReadingPlain);
+    let (a, b) = tokio::join!(during.load(&third), other_instance.load(&third));
+    assert!(a.unwrap().is_some() && b.unwrap().is_some());
+    assert!(table.raw_get(&third.to_string()).await.is_none());
+    assert!(table.raw_get(&key_of(&third.to_string())).await.is_some());
+    // A hash sent back as an id never reaches a plain lookup of another session.
+    let hash = key_of(&first.id.to_string());
+    assert!(during.get::<Value>(&hash).await.unwrap().is_none());
+
+    // After the window, hashed only: moved sessions read, a plain one left behind reads
+    // as absent (by then it would have expired).
+    let after = table.store();
+    assert!(after.load(&first.id).await.unwrap().is_some());
+    assert!(after.load(&third).await.unwrap().is_some());
+    let fourth = sessions[3].id;
+    assert!(after.load(&fourth).await.unwrap().is_none());
+    assert!(table.raw_get(&fourth.to_string()).await.is_some());
+}
