@@ -39,7 +39,17 @@ use serde::Deserialize;
 pub struct User {
     id: u64,
     name: String,
-    password: String,
+    /// A digest of the password: what the session keeps (axum-login's auth hash), so the
+    /// table never holds the password. (A real app stores a slow, salted password hash,
+    /// argon2 or bcrypt, and may derive the auth hash from it.)
+    password_digest: Vec<u8>,
+}
+
+/// The example's password digest: SHA-256 (the store's own dependency; a real app uses
+/// a password hash).
+fn digest(password: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(password.as_bytes()).to_vec()
 }
 
 impl std::fmt::Debug for User {
@@ -59,10 +69,10 @@ impl AuthUser for User {
         self.id
     }
 
-    /// Changing the password invalidates the user's sessions. (A real app keeps a hash
-    /// of the password here, never the password.)
+    /// Changing the password invalidates the user's sessions. A digest, never the
+    /// password: axum-login keeps it in the session's data.
     fn session_auth_hash(&self) -> &[u8] {
-        self.password.as_bytes()
+        &self.password_digest
     }
 }
 
@@ -92,7 +102,7 @@ impl Users {
             let user = User {
                 id,
                 name: name.to_owned(),
-                password: pw.to_owned(),
+                password_digest: digest(pw),
             };
             (name.to_owned(), user)
         });
@@ -109,7 +119,7 @@ impl Users {
     fn set_password(&self, name: &str, password: String) -> Option<User> {
         let mut users = self.by_name.write().unwrap_or_else(|p| p.into_inner());
         let user = users.get_mut(name)?;
-        user.password = password;
+        user.password_digest = digest(&password);
         Some(user.clone())
     }
 }
@@ -123,7 +133,7 @@ impl AuthnBackend for Users {
         Ok(self
             .read()
             .get(&creds.username)
-            .filter(|user| user.password == creds.password)
+            .filter(|user| user.password_digest == digest(&creds.password))
             .cloned())
     }
 

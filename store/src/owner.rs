@@ -220,7 +220,12 @@ impl SessionHandle {
     /// the owner before deleting anything.
     pub fn from_text(text: impl Into<String>) -> Self {
         let key = text.into();
-        let label = redact(&key);
+        // The label `sessions_of` gives the same handle: from the hash's tag, when the
+        // key is hashed (the prefix is not known here).
+        let label = match key.find(crate::schema::HASHED_KEY_TAG) {
+            Some(at) => format!("{}…", key[at..].chars().take(7).collect::<String>()),
+            None => redact(&key),
+        };
         Self { key, label }
     }
 

@@ -440,3 +440,44 @@ async fn one_sweep_serves_actix_and_tower_sessions_apps() {
     assert_eq!(left, live, "0 live lost, 0 expired left");
     assert!(left.is_disjoint(&expired));
 }
+
+#[tokio::test]
+async fn actix_sessions_are_indexed_by_owner_and_revoked_together() {
+    let table = TestTable::with_owner_index("actix-owners").await;
+    let clock = clock_now();
+    // actix-session keeps each value as JSON text: `"u-1"` for a string, `42` for a number.
+    let store = store(&table, &clock).with_owner(|data| data.get("user_id"));
+    let ttl = Duration::hours(1);
+    let mut keys = Vec::new();
+    for user in ["\"u-1\"", "\"u-1\"", "42"] {
+        let state = [
+            ("user_id".to_owned(), user.to_owned()),
+            ("visits".to_owned(), "1".to_owned()),
+        ]
+        .into();
+        keys.push(SessionStore::save(&store, state, &ttl).await.unwrap());
+    }
+    let anonymous = [("visits".to_owned(), "1".to_owned())].into();
+    let anonymous = SessionStore::save(&store, anonymous, &ttl).await.unwrap();
+    let listed = |owner: &'static str| {
+        let store = store.clone();
+        async move { store.sessions_of(owner).collect().await.unwrap() }
+    };
+    assert_eq!(listed("u-1").await.len(), 2);
+    assert_eq!(listed("42").await.len(), 1);
+    // Revoking u-1 from the first session ends the second at once; the others stay.
+    let revoked = store
+        .revoke_all("u-1", Some(keys[0].as_ref()))
+        .await
+        .unwrap();
+    assert_eq!((revoked.deleted, revoked.spared), (1, true));
+    for (key, alive) in [
+        (&keys[0], true),
+        (&keys[1], false),
+        (&keys[2], true),
+        (&anonymous, true),
+    ] {
+        let loaded = SessionStore::load(&store, key).await.unwrap();
+        assert_eq!(loaded.is_some(), alive, "{}", &key.as_ref()[..4]);
+    }
+}

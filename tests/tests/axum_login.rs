@@ -79,6 +79,7 @@ async fn login_protects_cycles_and_logout_deletes() {
         for (name, value) in &item {
             let text = format!("{value:?}");
             assert!(!text.contains(&after), "`{name}` holds the cookie: {text}");
+            assert!(!text.contains("hunter42"), "`{name}` holds the password");
         }
     }
 

@@ -2,9 +2,9 @@
 //! table written with plain ids keeps its users logged in across the upgrade, through
 //! the migration window (`KeyMode::HashedReadingPlain`).
 
-use dynamo_session_store::{Clock as _, WriteOutcome};
 use dynamo_session_store::schema::KeyMode;
 use dynamo_session_store::tower_sessions_core::SessionStore as _;
+use dynamo_session_store::{Clock as _, WriteOutcome};
 
 use super::*;
 
