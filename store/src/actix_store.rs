@@ -5,7 +5,7 @@
 //! | trait call | DynamoDB |
 //! |------------|----------|
 //! | `save` | a fresh key of 64 alphanumeric characters from the operating system's random source (as actix's own, about 381 bits); `PutItem` conditional on the key being free: a taken key is replaced, never overwritten |
-//! | `update` | throttled: nothing, an expiry-only `UpdateItem` or a `PutItem`, each conditional on the session still existing unexpired; a session gone meanwhile (logged out elsewhere, expired, swept) is saved under a **new** key, never brought back under the old one |
+//! | `update` | throttled: nothing, an expiry-only `UpdateItem` or a `PutItem`, each conditional on the session still existing unexpired; a session gone meanwhile (logged out elsewhere, revoked, expired, swept) is never brought back: not under the old key, and its state not under a new one (the client gets a new, empty session) |
 //! | `update_ttl` | the throttled touch: an `UpdateItem` of the expiry at most once per `touch_after` per session, conditional on the session still existing; so `TtlExtensionPolicy::OnEveryRequest` does not cost a write per request |
 //! | `load` | `GetItem` (strongly consistent by default); expired items read as absent; a key the store could never have issued reads as absent |
 //! | `delete` | `DeleteItem` |
@@ -169,7 +169,7 @@ impl SessionStore for DynamoStore {
         let owner = self.actix_owner(session_key.as_ref(), &session_state);
         let outcome = match self.schema.key_for(session_key.as_ref()) {
             Ok(key) => self
-                .write(key, json.clone(), expires, Mode::Update, owner.clone())
+                .write(key, json, expires, Mode::Update, owner)
                 .await
                 .map_err(update_error)?,
             Err(_) => WriteOutcome::Gone,
@@ -177,12 +177,13 @@ impl SessionStore for DynamoStore {
         if outcome != WriteOutcome::Gone {
             return Ok(session_key);
         }
-        // Logged out elsewhere, expired or swept: the old key stays dead.
+        // Logged out elsewhere, revoked, expired or swept: the old key stays dead, and its
+        // state with it (carried over, a revoked session would live on under a new key).
         tracing::debug!(
             session = %self.schema.log_label(&self.schema.key_for(session_key.as_ref()).unwrap_or_default()),
-            "session gone before this update; saving the state under a new key"
+            "session gone before this update; starting an empty one under a new key"
         );
-        self.save_fresh(json, expires, owner)
+        self.save_fresh("{}".to_owned(), expires, None)
             .await
             .map_err(update_error)
     }

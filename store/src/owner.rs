@@ -69,7 +69,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::{Error, redact};
-use crate::schema::{EXPIRES_ALIAS, Expiry, Item, OWNER_ALIAS};
+use crate::schema::{
+    DATA_ALIAS, EXPIRES_ALIAS, Expiry, HASHED_KEY_TAG, Item, KeyMode, OWNER_ALIAS,
+};
 use crate::store::DynamoStore;
 
 /// The default name of the owner index.
@@ -180,9 +182,9 @@ pub fn check_owner(value: &Value) -> Result<String, String> {
 
 /// A session's handle: what [`DynamoStore::revoke`] takes, and what
 /// [`DynamoStore::sessions_of`] gives. It is the session's key in the table: by default
-/// ([`KeyMode::Hashed`](crate::schema::KeyMode::Hashed)) the hash of the session id, which
+/// ([`KeyMode::Hashed`]) the hash of the session id, which
 /// cannot be sent back as a cookie, so a page may carry it in a form; with
-/// [`KeyMode::Plain`](crate::schema::KeyMode::Plain) (and for sessions not yet moved in the
+/// [`KeyMode::Plain`] (and for sessions not yet moved in the
 /// migration window) it holds the session id itself: treat it then as you treat the cookie.
 /// Its `Debug` and `Display` show only its first characters ([`redacted`](Self::redacted)).
 #[derive(Clone)]
@@ -273,13 +275,22 @@ pub struct Revoked {
 
 /// The pages of one owner's live sessions ([`DynamoStore::sessions_of`]). Holds one page
 /// at a time.
-#[derive(Debug)]
 pub struct SessionsOf {
     store: DynamoStore,
     owner: String,
     start: Option<Item>,
     done: bool,
     page: VecDeque<OwnedSession>,
+}
+
+impl fmt::Debug for SessionsOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the keys (the page's start holds one) or the owner.
+        f.debug_struct("SessionsOf")
+            .field("done", &self.done)
+            .field("buffered", &self.page.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionsOf {
@@ -425,7 +436,11 @@ impl DynamoStore {
                 reason: "the handle is not a session key of this store".into(),
             });
         }
-        self.delete_owned(&handle.key, owner).await
+        let deleted = self.delete_owned(&handle.key, owner).await?;
+        match self.hashed_twin(&handle.key) {
+            Some(twin) => Ok(self.delete_owned(&twin, owner).await? || deleted),
+            None => Ok(deleted),
+        }
     }
 
     /// Deletes every session of `owner`, except the session whose id is `except` (the
@@ -464,7 +479,15 @@ impl DynamoStore {
                 !spare
             });
             let mut deletes = stream::iter(keys)
-                .map(|key| async move { self.delete_owned(&key, owner).await })
+                .map(|key| async move {
+                    let deleted = self.delete_owned(&key, owner).await?;
+                    // In the migration window, a plain key listed may have been moved
+                    // meanwhile: its hashed twin goes too.
+                    match self.hashed_twin(&key) {
+                        Some(twin) => Ok(self.delete_owned(&twin, owner).await? || deleted),
+                        None => Ok(deleted),
+                    }
+                })
                 .buffer_unordered(CONCURRENCY);
             while let Some(result) = deletes.next().await {
                 match result {
@@ -515,18 +538,62 @@ impl DynamoStore {
         }
     }
 
-    /// Whether a session read back has no owner attribute though its data names one: an
-    /// item written before the store wrote owners. Its next save then writes it whole
-    /// (rather than skipping or touching), which indexes it. Parses the data only for
-    /// items without an owner, and only on a store that writes owners.
-    pub(crate) fn lacks_its_owner(&self, stored: &crate::schema::SessionItem) -> bool {
+    /// The owner to write on a session read back without an owner attribute though its
+    /// data names one (an item written before the store wrote owners, or moved from its
+    /// plain key); `None` otherwise. Parses the data only for items without an owner, and
+    /// only on a store that writes owners.
+    pub(crate) fn missing_owner(&self, stored: &crate::schema::SessionItem) -> Option<String> {
         if self.owner.is_none() || stored.owner.is_some() {
-            return false;
+            return None;
         }
-        let Ok(value) = serde_json::from_str::<Value>(&stored.data) else {
-            return false;
-        };
-        matches!(self.find_owner(SessionData::value(&value)), Some(Ok(_)))
+        self.owner_in(&stored.data)
+    }
+
+    /// The owner named by session data JSON, if usable; no warnings (for reads).
+    pub(crate) fn owner_in(&self, data: &str) -> Option<String> {
+        self.owner.as_ref()?;
+        let value = serde_json::from_str::<Value>(data).ok()?;
+        self.find_owner(SessionData::value(&value))?.ok()
+    }
+
+    /// Writes `owner` on the item under `key`, only if it still has no owner and the
+    /// data read: an `UpdateItem` of the owner attribute alone, which indexes the
+    /// session. A failure is logged, never the read's error: the session is then indexed
+    /// by its next whole write.
+    pub(crate) async fn adopt_owner(&self, key: &str, owner: String, data: &str) {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_ref())
+            .key(
+                self.schema.key_attribute(),
+                AttributeValue::S(key.to_owned()),
+            )
+            .update_expression(format!("SET {OWNER_ALIAS} = :o"))
+            .condition_expression(format!(
+                "attribute_not_exists({OWNER_ALIAS}) AND {DATA_ALIAS} = :d"
+            ))
+            .expression_attribute_names(OWNER_ALIAS, self.schema.owner_attribute())
+            .expression_attribute_names(DATA_ALIAS, self.schema.data_attribute())
+            .expression_attribute_values(":o", AttributeValue::S(owner))
+            .expression_attribute_values(":d", AttributeValue::S(data.to_owned()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => tracing::debug!(
+                session = %self.schema.log_label(key),
+                "indexed a session written before the store wrote owners"
+            ),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) => tracing::warn!(
+                session = %self.schema.log_label(key),
+                "could not index a session written before the store wrote owners: {}",
+                Error::from_sdk("UpdateItem", &self.table, err)
+            ),
+        }
     }
 
     /// The owner function's verdict on `data`: `None` without a function or an owner,
@@ -537,6 +604,18 @@ impl DynamoStore {
             Ok(value) => value.map(check_owner),
             Err(_) => Some(Err("the owner function panicked".into())),
         }
+    }
+
+    /// The hashed key of a plain key, in the migration window.
+    fn hashed_twin(&self, key: &str) -> Option<String> {
+        if self.schema.key_mode() != KeyMode::HashedReadingPlain {
+            return None;
+        }
+        let id = key.strip_prefix(self.schema.key_prefix())?;
+        if id.starts_with(HASHED_KEY_TAG) {
+            return None;
+        }
+        self.schema.key_for(id).ok()
     }
 
     /// One page of the owner index: the session keys of `owner` under this store's

@@ -171,6 +171,9 @@ impl KeyMode {
     }
 }
 
+/// The bytes a hashed id takes in a key: the tag and 43 base64url characters.
+pub const HASHED_KEY_BYTES: usize = 44;
+
 /// The domain-separation prefix of the hashed key's input.
 const KEY_HASH_DOMAIN: &[u8] = b"dynamo-session-store/id/v1\0";
 
@@ -446,6 +449,14 @@ impl ItemSchema {
                  the keys of `{prefix}2…`; end it with a separator such as `{prefix}:`"
             ));
         }
+        let hashed = self.key_mode != KeyMode::Plain;
+        if hashed && prefix.len() + HASHED_KEY_BYTES > MAX_KEY_BYTES {
+            return invalid(format!(
+                "the key prefix is {} bytes: with a hashed id ({HASHED_KEY_BYTES} bytes) the key \
+                 would exceed DynamoDB's key limit of {MAX_KEY_BYTES} bytes",
+                prefix.len()
+            ));
+        }
         if prefix.len() >= MAX_KEY_BYTES {
             return invalid(format!(
                 "the key prefix is {} bytes, leaving no room for an id under DynamoDB's key \
@@ -479,9 +490,10 @@ impl ItemSchema {
     /// ([`KeyMode::Plain`]).
     ///
     /// # Errors
-    /// [`Error::InvalidId`] when the id is empty, contains `!` (the reserved marker), or
-    /// the prefix and the id together would exceed [`MAX_KEY_BYTES`] (in every mode, so
-    /// that what is accepted does not depend on the mode).
+    /// [`Error::InvalidId`] when the id is empty, contains `!` (the reserved marker) or
+    /// `~` ([`HASHED_KEY_TAG`]), or the prefix and the id together would exceed
+    /// [`MAX_KEY_BYTES`] (in every mode, so that what is accepted does not depend on the
+    /// mode).
     pub fn key_for(&self, id: &str) -> Result<String, Error> {
         self.check_id(id)?;
         Ok(match self.key_mode {
@@ -491,14 +503,12 @@ impl ItemSchema {
     }
 
     /// The key session `id` had before hashing, where the key mode still reads it
-    /// ([`KeyMode::HashedReadingPlain`]): `None` in the other modes, for an id that is not
-    /// valid, and for an id that starts with [`HASHED_KEY_TAG`], whose plain key could be
-    /// another session's hashed key (a hash read from the table, sent back as a cookie).
+    /// ([`KeyMode::HashedReadingPlain`]): `None` in the other modes and for an id that is
+    /// not valid (ids never contain [`HASHED_KEY_TAG`], so no plain key is another
+    /// session's hashed key: a hash read from the table cannot be sent back as a cookie).
     pub fn plain_key_for(&self, id: &str) -> Option<String> {
-        (self.key_mode == KeyMode::HashedReadingPlain
-            && !id.starts_with(HASHED_KEY_TAG)
-            && self.check_id(id).is_ok())
-        .then(|| format!("{}{id}", self.key_prefix))
+        (self.key_mode == KeyMode::HashedReadingPlain && self.check_id(id).is_ok())
+            .then(|| format!("{}{id}", self.key_prefix))
     }
 
     /// A key as logs may show it: the first characters of the hash, or of a plain id
@@ -523,6 +533,13 @@ impl ItemSchema {
             return invalid(format!(
                 "ids containing `{RESERVED_MARKER}` are reserved (it marks the keys of other \
                  tools on the table, such as the sweeper's checkpoints)"
+            ));
+        }
+        // In every mode: a hashed key read from the table (its part after the prefix) is
+        // never an id, so it cannot be sent back as one, whatever the mode.
+        if id.contains(HASHED_KEY_TAG) {
+            return invalid(format!(
+                "ids containing `{HASHED_KEY_TAG}` are reserved (it marks hashed keys)"
             ));
         }
         let len = self.key_prefix.len() + id.len();
@@ -785,7 +802,25 @@ mod tests {
         // A hash read from the table and sent back as an id never reaches its item.
         let sent_back = key.strip_prefix("app1:").unwrap();
         assert_eq!(migrating.plain_key_for(sent_back), None);
-        assert_ne!(migrating.key_for(sent_back).unwrap(), key);
+        for mode in [KeyMode::Hashed, KeyMode::Plain, KeyMode::HashedReadingPlain] {
+            let err = schema.clone().with_key_mode(mode).key_for(sent_back);
+            assert!(matches!(err, Err(Error::InvalidId { .. })), "{mode:?}");
+            assert!(schema.clone().with_key_mode(mode).key_for("a~b").is_err());
+        }
+        // A prefix leaves room for the hashed id.
+        let long = format!("{}:", "p".repeat(MAX_KEY_BYTES - HASHED_KEY_BYTES));
+        assert!(
+            ItemSchema::new()
+                .with_key_prefix(long.clone())
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ItemSchema::new()
+                .with_key_prefix(&long[1..])
+                .validate()
+                .is_ok()
+        );
         // Logs show the tag and six characters of the hash, never the id.
         let label = schema.log_label(&key);
         assert_eq!(label.chars().count(), 8, "{label}");

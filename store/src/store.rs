@@ -355,7 +355,7 @@ impl DynamoStore {
         expires_at: Option<OffsetDateTime>,
     ) -> Result<WriteOutcome, Error> {
         let outcome = self.write_value(id, data, expires_at, Mode::Update).await?;
-        if outcome == WriteOutcome::Gone && self.migrated(id).await? {
+        if outcome == WriteOutcome::Gone && self.migrated(id).await?.is_some() {
             return self.write_value(id, data, expires_at, Mode::Update).await;
         }
         Ok(outcome)
@@ -372,7 +372,7 @@ impl DynamoStore {
     /// [`Error::InvalidId`] or [`Error::DynamoDb`].
     pub async fn touch(&self, id: &str, expires_at: OffsetDateTime) -> Result<WriteOutcome, Error> {
         let outcome = self.touch_key(id, expires_at).await?;
-        if outcome == WriteOutcome::Gone && self.migrated(id).await? {
+        if outcome == WriteOutcome::Gone && self.migrated(id).await?.is_some() {
             return self.touch_key(id, expires_at).await;
         }
         Ok(outcome)
@@ -433,25 +433,31 @@ impl DynamoStore {
     /// session found only under its plain key is moved to its hashed key first.
     pub(crate) async fn read_id(&self, id: &str) -> Result<Option<(String, i64)>, Error> {
         let key = self.schema.key_for(id)?;
-        if let Some(found) = self.read(&key).await? {
+        if let Some(found) = self.read(&key, self.consistent_read).await? {
             return Ok(Some(found));
         }
-        if self.schema.plain_key_for(id).is_some() {
-            // Moved now, by this call or by another instance between the two reads (its
-            // plain item then is already gone): the hashed key answers either way.
-            self.migrated(id).await?;
-            return self.read(&key).await;
+        if self.schema.plain_key_for(id).is_none() {
+            return Ok(None);
         }
-        Ok(None)
+        if let Some(moved) = self.migrated(id).await? {
+            return Ok(Some(moved));
+        }
+        // Not moved by this call: moved by another instance between the two reads (its
+        // plain item then is gone), or not there at all. A consistent read tells.
+        self.read(&key, true).await
     }
 
-    /// In the migration window: moves session `id` from its plain key to its hashed key
-    /// if it is there and live (a conditional `PutItem` of the same data, expiry and
-    /// owner under the hashed key, then a `DeleteItem` of the plain item): `true` if the
-    /// session now stands under its hashed key. Outside the window, `false` at once.
-    pub(crate) async fn migrated(&self, id: &str) -> Result<bool, Error> {
+    /// In the migration window: moves session `id` from its plain key to its hashed key,
+    /// if it is there, live and well-formed, in one transaction: a put of the same data,
+    /// expiry and owner under the hashed key (only where no live session is), and a
+    /// delete of the plain item (only if it still has the expiry read). So a logout or a
+    /// revoke racing the move is never undone, and two instances moving at once leave
+    /// one item. Returns the session when this call moved it.
+    pub(crate) async fn migrated(&self, id: &str) -> Result<Option<(String, i64)>, Error> {
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+
         let Some(plain) = self.schema.plain_key_for(id) else {
-            return Ok(false);
+            return Ok(None);
         };
         let out = self
             .client
@@ -466,29 +472,70 @@ impl DynamoStore {
             .await
             .map_err(|e| Error::from_sdk("GetItem", &self.table, e))?;
         let Some(item) = out.item else {
-            return Ok(false);
+            return Ok(None);
         };
-        let stored = self.schema.decode(item)?;
-        if Expiry::classify(stored.expires, self.now_epoch().saturating_add(1)) == Expiry::Expired {
-            return Ok(false);
-        }
         let key = self.schema.key_for(id)?;
-        let item =
-            self.schema
-                .encode_owned(key.clone(), stored.data, stored.expires, stored.owner)?;
-        // Absent or expired under the hashed key: a concurrent move, or a session created
-        // under the hashed key meanwhile, is never overwritten.
-        let moved = self
-            .send_put(&key, item, Precondition::AbsentOrExpired)
-            .await?;
-        if moved == WriteOutcome::Put {
-            tracing::debug!(
-                session = %self.schema.log_label(&key),
-                "moved a session from its plain key to its hashed key"
-            );
+        let label = self.schema.log_label(&key);
+        // A plain item that is not a well-formed session stays where it is, unread, as
+        // under a hashed key it would read as absent.
+        let stored = match self.schema.decode(item) {
+            Ok(stored) => stored,
+            Err(err) => {
+                tracing::warn!(session = %label, "not moving a malformed plain item: {err}");
+                return Ok(None);
+            }
+        };
+        let now = self.now_epoch();
+        if !matches!(
+            Expiry::classify(stored.expires, now.saturating_add(1)),
+            Expiry::Live | Expiry::FarFuture
+        ) {
+            return Ok(None);
         }
-        self.delete_key(plain).await?;
-        Ok(true)
+        let owner = stored.owner.clone().or_else(|| self.owner_in(&stored.data));
+        let (data, expires) = (stored.data, stored.expires);
+        let item = self
+            .schema
+            .encode_owned(key.clone(), data.clone(), expires, owner)?;
+        let names = self.schema.key_and_expiry_names();
+        let put = Put::builder()
+            .table_name(self.table.as_ref())
+            .set_item(Some(item))
+            .condition_expression(format!("attribute_not_exists({KEY}) OR {EXPIRES} <= :now"))
+            .set_expression_attribute_names(Some(names.clone()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .build()
+            .expect("table and item are set");
+        let delete = Delete::builder()
+            .table_name(self.table.as_ref())
+            .key(self.schema.key_attribute(), AttributeValue::S(plain))
+            .condition_expression(format!("attribute_exists({KEY}) AND {EXPIRES} = :e"))
+            .set_expression_attribute_names(Some(names))
+            .expression_attribute_values(":e", AttributeValue::N(expires.to_string()))
+            .build()
+            .expect("table and key are set");
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::debug!(session = %label, "moved a session from its plain key to its hashed key");
+                self.cache.record(&key, self.cache.seen(&data, expires));
+                Ok(Some((data, expires)))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(Error::from_sdk("TransactWriteItems", &self.table, err)),
+        }
     }
 
     /// The expiry of a live item as a date. Epoch milliseconds, which the Node package
@@ -551,7 +598,11 @@ impl DynamoStore {
 
     /// Reads the item under `key`: `(data JSON, expiry)`, or `None` if absent or expired.
     /// Remembers what it read, for throttling.
-    pub(crate) async fn read(&self, key: &str) -> Result<Option<(String, i64)>, Error> {
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        consistent: bool,
+    ) -> Result<Option<(String, i64)>, Error> {
         let out = self
             .client
             .get_item()
@@ -560,7 +611,7 @@ impl DynamoStore {
                 self.schema.key_attribute(),
                 AttributeValue::S(key.to_owned()),
             )
-            .consistent_read(self.consistent_read)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetItem", &self.table, e))?;
@@ -574,13 +625,13 @@ impl DynamoStore {
             self.cache.forget(key);
             return Ok(None);
         }
-        if self.lacks_its_owner(&stored) {
-            // Written before this store wrote owners: the next save writes it whole.
-            self.cache.forget(key);
-        } else {
-            self.cache
-                .record(key, self.cache.seen(&stored.data, stored.expires));
+        if let Some(owner) = self.missing_owner(&stored) {
+            // Written before this store wrote owners: indexed now, by this read, so that
+            // revoke_all finds it even if no request ever saves it again.
+            self.adopt_owner(key, owner, &stored.data).await;
         }
+        self.cache
+            .record(key, self.cache.seen(&stored.data, stored.expires));
         Ok(Some((stored.data, stored.expires)))
     }
 

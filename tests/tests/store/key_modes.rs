@@ -58,9 +58,14 @@ async fn the_table_holds_no_id_a_browser_sends() {
             .unwrap()
             .is_some()
     );
-    // A key read from the table, sent back as an id, is no session.
+    // A key read from the table, sent back as an id, is refused before any request.
     let key = store.schema().key_for(&ids[1]).unwrap();
-    assert!(store.get::<Value>(&key).await.unwrap().is_none());
+    assert!(matches!(
+        store.get::<Value>(&key).await,
+        Err(Error::InvalidId { .. })
+    ));
+    let cookie: Result<Id, _> = key.parse();
+    assert!(cookie.is_err(), "not even a tower-sessions id");
 }
 
 #[tokio::test]
@@ -129,7 +134,10 @@ async fn an_upgrade_through_the_migration_window_logs_nobody_out() {
     assert!(table.raw_get(&key_of(&third.to_string())).await.is_some());
     // A hash sent back as an id never reaches a plain lookup of another session.
     let hash = key_of(&first.id.to_string());
-    assert!(during.get::<Value>(&hash).await.unwrap().is_none());
+    assert!(matches!(
+        during.get::<Value>(&hash).await,
+        Err(Error::InvalidId { .. })
+    ));
 
     // After the window, hashed only: moved sessions read, a plain one left behind reads
     // as absent (by then it would have expired).
@@ -139,4 +147,72 @@ async fn an_upgrade_through_the_migration_window_logs_nobody_out() {
     let fourth = sessions[3].id;
     assert!(after.load(&fourth).await.unwrap().is_none());
     assert!(table.raw_get(&fourth.to_string()).await.is_some());
+}
+
+#[tokio::test]
+async fn owned_sessions_are_listed_and_revoked_in_either_form_during_the_window() {
+    let table = TestTable::with_owner_index("key-migration-owners").await;
+    let owner_of = |store: DynamoStore| store.with_owner(|data| data.get("user"));
+    // Version 0.2 with owners: plain keys, owner attribute written.
+    let before = owner_of(in_mode(&table, KeyMode::Plain));
+    // And an even older session, written before owners: no owner attribute.
+    let older = in_mode(&table, KeyMode::Plain);
+    for id in ["p-moved", "p-unread"] {
+        before.put(id, &json!({"user": "u-a"}), None).await.unwrap();
+    }
+    older
+        .put("p-ownerless", &json!({"user": "u-a"}), None)
+        .await
+        .unwrap();
+    before
+        .put("p-other", &json!({"user": "u-b"}), None)
+        .await
+        .unwrap();
+
+    let during = owner_of(in_mode(&table, KeyMode::HashedReadingPlain));
+    // Read in the window: moved, owner kept (or, for the ownerless one, found in its
+    // data), so listed under its hashed key.
+    for id in ["p-moved", "p-ownerless"] {
+        assert!(during.get::<Value>(id).await.unwrap().is_some(), "{id}");
+        let item = table.raw_get(&key_of(id)).await.expect("moved");
+        assert_eq!(item["owner"].as_s().unwrap(), "u-a", "{id}");
+    }
+    let listed: Vec<_> = during.sessions_of("u-a").collect().await.unwrap();
+    assert_eq!(listed.len(), 3, "two moved, one still plain");
+    // revoke_all ends them in either form, and spares the other user.
+    let revoked = during.revoke_all("u-a", None).await.unwrap();
+    assert_eq!(revoked.deleted, 3);
+    for id in ["p-moved", "p-unread", "p-ownerless"] {
+        assert!(during.get::<Value>(id).await.unwrap().is_none(), "{id}");
+    }
+    assert!(during.get::<Value>("p-other").await.unwrap().is_some());
+    assert_eq!(table.scan_all().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_racing_a_move_is_never_undone() {
+    let table = TestTable::new("key-migration-race").await;
+    let before = in_mode(&table, KeyMode::Plain);
+    before.put("racer", &json!({"n": 1}), None).await.unwrap();
+    let during = in_mode(&table, KeyMode::HashedReadingPlain);
+    // The logout lands between the move's read of the plain item and its write: here,
+    // the plain item is deleted by another instance after this one found the hashed key
+    // empty. The move's transaction requires the plain item, so it moves nothing.
+    let other = in_mode(&table, KeyMode::HashedReadingPlain);
+    let meanwhile = integration_tests::observe::BeforeFirst::new(
+        "TransactWriteItems",
+        integration_tests::observe::BeforeFirst::blocking(async move {
+            other.delete("racer").await.unwrap();
+        }),
+    );
+    let racing = DynamoStore::new(meanwhile.client(&table.client), &table.name)
+        .with_schema(ItemSchema::new().with_key_mode(KeyMode::HashedReadingPlain))
+        .unwrap();
+    assert!(racing.get::<Value>("racer").await.unwrap().is_none());
+    assert!(meanwhile.ran());
+    assert!(during.get::<Value>("racer").await.unwrap().is_none());
+    assert!(
+        table.scan_all().await.is_empty(),
+        "logged out stays logged out"
+    );
 }
