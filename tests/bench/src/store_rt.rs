@@ -3,7 +3,8 @@
 //!
 //! Every store save changes the data (a counter), so every round trip really writes: this
 //! measures the store's overhead (JSON, conditions, throttling bookkeeping), not its
-//! throttling. The two paths run in alternating rounds and their times are summed, so a
+//! throttling. The same store with plain keys runs in the same rounds: what hashing the
+//! id (SHA-256 per call) costs. The two paths run in alternating rounds and their times are summed, so a
 //! noisy moment hurts both alike.
 
 use std::time::{Duration, Instant};
@@ -14,7 +15,8 @@ use serde_json::json;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore;
 
-use dynamo_session_store::{Clock, SystemClock};
+use dynamo_session_store::schema::KeyMode;
+use dynamo_session_store::{Clock, ItemSchema, SystemClock};
 
 use crate::report::{Report, Row};
 
@@ -41,6 +43,17 @@ pub async fn run(report: &mut Report, quick: bool) {
         };
         store.create(&mut record).await.expect("create");
         let id = record.id;
+        // The same store with plain keys (the id as the key, as 0.2 wrote): what hashing
+        // the id costs a round trip.
+        let plain_table = TestTable::new("bench-store-plain").await;
+        let plain = plain_table
+            .store()
+            .with_schema(ItemSchema::new().with_key_mode(KeyMode::Plain))
+            .expect("a valid schema");
+        let mut plain_record = record.clone();
+        plain.create(&mut plain_record).await.expect("create");
+        let plain_id = plain_record.id;
+        let mut plain_time = Duration::ZERO;
 
         // The raw path's item: the same attributes and payload size.
         let raw_key = "raw-session";
@@ -60,6 +73,15 @@ pub async fn run(report: &mut Report, quick: bool) {
             }
             store_time += started.elapsed();
 
+            let started = Instant::now();
+            for _ in 0..ops {
+                let mut loaded = plain.load(&plain_id).await.expect("load").expect("present");
+                n += 1;
+                loaded.data.insert("n".into(), json!(n));
+                plain.save(&loaded).await.expect("save");
+            }
+            plain_time += started.elapsed();
+
             raw_time += raw_round_trips(&table, raw_key, &raw_data, ops, None).await;
             cond_time += raw_round_trips(&table, raw_key, &raw_data, ops, Some(now)).await;
         }
@@ -77,6 +99,18 @@ pub async fn run(report: &mut Report, quick: bool) {
             ratio: Some(ratio),
             target: Some(format!(">= {TARGET_RATIO:.2}x raw")),
             met: Some(ratio >= TARGET_RATIO),
+            detail: None,
+        });
+        let plain_rate = total / plain_time.as_secs_f64();
+        report.push(Row {
+            scenario: "1 store".into(),
+            case: format!("  hashed keys vs plain keys, {label}"),
+            value: store_rate,
+            unit: "rt/s".into(),
+            baseline: Some(plain_rate),
+            ratio: Some(store_rate / plain_rate),
+            target: Some(">= 0.98x plain".into()),
+            met: Some(store_rate / plain_rate >= 0.98),
             detail: None,
         });
         // Where the gap goes: the same raw calls, but the PutItem carries the store's
