@@ -9,7 +9,7 @@
 //!
 //! | attribute | type | holds |
 //! |-----------|------|-------|
-//! | `id`      | S    | [key prefix](ItemSchema::with_key_prefix) + session id: the table's partition key |
+//! | `id`      | S    | [key prefix](ItemSchema::with_key_prefix) + `~` + the session id's hash ([`KeyMode`]): the table's partition key |
 //! | `expires` | N    | expiry in **epoch seconds**, the unit DynamoDB's native TTL reads |
 //! | `data`    | S    | the session data, a JSON object ([`DATA_TYPE`]) |
 //!
@@ -30,7 +30,11 @@
 //!
 //! # Keys
 //!
-//! - The key is the prefix followed by the session id ([`ItemSchema::key_for`]).
+//! - The key is the prefix followed by `~` ([`HASHED_KEY_TAG`]) and the base64url SHA-256
+//!   of the session id ([`ItemSchema::key_for`], [`KeyMode::Hashed`], the default), so
+//!   nothing in the table can be sent back as a cookie; or by the id itself
+//!   ([`KeyMode::Plain`], tables written that way), or either while a table moves from
+//!   one to the other ([`KeyMode::HashedReadingPlain`]). No id contains `~`.
 //! - A non-empty prefix ends with a character that is neither a letter nor a digit
 //!   (`app:`, `app#`, `app/`), so that `app:` never matches the keys of `app2:`; it never
 //!   contains [`RESERVED_MARKER`].
@@ -176,6 +180,9 @@ pub const HASHED_KEY_BYTES: usize = 44;
 
 /// The domain-separation prefix of the hashed key's input.
 const KEY_HASH_DOMAIN: &[u8] = b"dynamo-session-store/id/v1\0";
+
+/// The length of the claim token an insert writes (16 hexadecimal characters).
+pub const CLAIM_TOKEN_BYTES: usize = 16;
 
 /// The default name of the owner attribute (see [`ItemSchema::with_owner_attribute`]).
 pub const DEFAULT_OWNER_ATTRIBUTE: &str = "owner";
@@ -640,8 +647,27 @@ impl ItemSchema {
         expires: i64,
         owner: Option<String>,
     ) -> Result<Item, Error> {
+        self.encode_with_room(key, data_json, expires, owner, 0)
+    }
+
+    /// What the claim token an insert adds costs an item: its name and its 16 characters.
+    pub fn claim_size(&self) -> usize {
+        self.claim_attr.len() + CLAIM_TOKEN_BYTES
+    }
+
+    /// [`encode_owned`](Self::encode_owned), leaving `room` bytes under the limit for
+    /// attributes added afterwards (an insert's claim token).
+    pub(crate) fn encode_with_room(
+        &self,
+        key: String,
+        data_json: String,
+        expires: i64,
+        owner: Option<String>,
+        room: usize,
+    ) -> Result<Item, Error> {
         let size = self.item_size(&key, &data_json, expires)
-            + owner.as_deref().map_or(0, |o| self.owner_size(o));
+            + owner.as_deref().map_or(0, |o| self.owner_size(o))
+            + room;
         if size > MAX_ITEM_BYTES {
             return Err(Error::TooLarge {
                 size,

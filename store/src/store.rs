@@ -654,9 +654,14 @@ impl DynamoStore {
             Action::Skip => Ok(WriteOutcome::Skipped),
             Action::Touch => self.send_touch(&key, expires, Some(next)).await,
             Action::Put(precondition) => {
+                // An insert adds its claim token: the size check counts it.
+                let room = match precondition {
+                    Precondition::AbsentOrExpired => self.schema.claim_size(),
+                    _ => 0,
+                };
                 let item = self
                     .schema
-                    .encode_owned(key.clone(), json, expires, owner)?;
+                    .encode_with_room(key.clone(), json, expires, owner, room)?;
                 let outcome = self.send_put(&key, item, precondition).await;
                 match outcome {
                     Ok(WriteOutcome::Put) => self.cache.record(&key, next),
@@ -706,6 +711,10 @@ impl DynamoStore {
                 // that applied but whose answer was lost, the refused item (ALL_OLD)
                 // carries it, and the insert is ours.
                 let token = AttributeValue::S(format!("{:016x}", fastrand::u64(..)));
+                debug_assert_eq!(
+                    token.as_s().map(String::len),
+                    Ok(crate::schema::CLAIM_TOKEN_BYTES)
+                );
                 item.insert(self.schema.claim_attribute().to_owned(), token.clone());
                 claim = Some(token);
                 request = request

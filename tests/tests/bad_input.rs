@@ -74,6 +74,24 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
             largest
         );
 
+        // An insert adds its claim token: the largest it accepts is that much smaller,
+        // and the server takes that too (the store counts what it sends).
+        let id_insert = format!("{id}-insert");
+        let insert_key = schema.key_for(&id_insert).unwrap();
+        let room = schema.claim_size();
+        let fits = data_of_item_size(&schema, &insert_key, secs, MAX_ITEM_BYTES - room, pad);
+        let outcome = store.insert(&id_insert, &fits, Some(expires)).await;
+        assert!(
+            matches!(outcome, Ok(WriteOutcome::Put)),
+            "{id}: {outcome:?}"
+        );
+        store.delete(&id_insert).await.unwrap();
+        let over = data_of_item_size(&schema, &insert_key, secs, MAX_ITEM_BYTES - room + 1, pad);
+        match store.insert(&id_insert, &over, Some(expires)).await {
+            Err(Error::TooLarge { size, .. }) => assert_eq!(size, MAX_ITEM_BYTES + 1, "{id}"),
+            other => panic!("{id}: an insert one byte over: {other:?}"),
+        }
+
         // Smallest rejected: one byte more. The store refuses it before any request...
         let smallest = data_of_item_size(&schema, key, secs, MAX_ITEM_BYTES + 1, pad);
         table.requests.reset();
