@@ -4,7 +4,7 @@
 
 use dynamo_session_store::schema::KeyMode;
 use dynamo_session_store::tower_sessions_core::SessionStore as _;
-use dynamo_session_store::{Clock as _, WriteOutcome};
+use dynamo_session_store::{Clock as _, SystemClock, WriteOutcome};
 
 use super::*;
 
@@ -21,7 +21,7 @@ fn record(visits: u64) -> Record {
     Record {
         id: Id::default(),
         data: HashMap::from([("visits".to_owned(), json!(visits))]),
-        expiry_date: dynamo_session_store::SystemClock.now() + Duration::hours(1),
+        expiry_date: SystemClock.now() + Duration::hours(1),
     }
 }
 
@@ -120,6 +120,14 @@ async fn an_upgrade_through_the_migration_window_logs_nobody_out() {
         during.get::<Value>("core-1").await.unwrap().unwrap().data,
         json!({"n": 2})
     );
+    // So does a core-API touch: the session moves, then its expiry moves.
+    before.put("core-2", &json!({"n": 1}), None).await.unwrap();
+    let later = SystemClock.now() + Duration::hours(3);
+    let outcome = during.touch("core-2", later).await.unwrap();
+    assert_eq!(outcome, WriteOutcome::Touched);
+    assert!(table.raw_get("core-2").await.is_none());
+    let moved = during.get::<Value>("core-2").await.unwrap().unwrap();
+    assert_eq!(moved.expires_at.unix_timestamp(), later.unix_timestamp());
     // A logout of a session not read yet ends it in its plain form too.
     let second = sessions[1].id;
     SessionStore::delete(&during, &second).await.unwrap();
