@@ -180,7 +180,7 @@ impl SessionStore for DynamoStore {
         // Logged out elsewhere, revoked, expired or swept: the old key stays dead, and its
         // state with it (carried over, a revoked session would live on under a new key).
         tracing::debug!(
-            session = %self.schema.log_label(&self.schema.key_for(session_key.as_ref()).unwrap_or_default()),
+            session = %self.label_of_id(session_key.as_ref()),
             "session gone before this update; starting an empty one under a new key"
         );
         self.save_fresh("{}".to_owned(), expires, None)

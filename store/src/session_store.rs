@@ -55,12 +55,11 @@ macro_rules! session_store_for {
                 let expires = record.expiry_date.unix_timestamp();
                 for _ in 0..MAX_CREATE_ATTEMPTS {
                     let key = self.schema.key_for(&record.id.to_string())?;
-                    let label = self.schema.log_label(&key);
                     let owner = self.owner_of(&key, SessionData::map(&record.data));
                     match self.write(key, json.clone(), expires, Mode::Insert, owner).await? {
                         WriteOutcome::AlreadyExists => {
                             tracing::warn!(
-                                session = %label,
+                                session = %self.label_of_id(&record.id.to_string()),
                                 "session id collision; picking another"
                             );
                             record.id = $core::session::Id::default();
@@ -79,14 +78,13 @@ macro_rules! session_store_for {
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
                 let key = self.schema.key_for(&record.id.to_string())?;
-                let label = self.schema.log_label(&key);
                 let json = encode_data(&record.data)?;
                 let owner = self.owner_of(&key, SessionData::map(&record.data));
                 let expires = record.expiry_date.unix_timestamp();
                 let outcome = self.write(key, json, expires, Mode::Update, owner).await?;
                 if outcome == WriteOutcome::Gone {
                     tracing::debug!(
-                        session = %label,
+                        session = %self.label_of_id(&record.id.to_string()),
                         "session was deleted or expired before this save; not recreating it"
                     );
                 }

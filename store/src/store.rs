@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Error;
 use crate::owner::{DEFAULT_OWNER_INDEX, OwnerFn, SessionData};
-use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, ItemSchema, KEY_ALIAS as KEY};
+use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, Item, ItemSchema, KEY_ALIAS as KEY};
 use crate::throttle::{Plan, Seen, WriteCache, plan};
 
 /// Default lifetime of a record saved without an expiry: two weeks, as in the original.
@@ -459,19 +459,7 @@ impl DynamoStore {
         let Some(plain) = self.schema.plain_key_for(id) else {
             return Ok(None);
         };
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table.as_ref())
-            .key(
-                self.schema.key_attribute(),
-                AttributeValue::S(plain.clone()),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("GetItem", &self.table, e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.get_item(&plain, true).await? else {
             return Ok(None);
         };
         let key = self.schema.key_for(id)?;
@@ -596,13 +584,17 @@ impl DynamoStore {
             .await
     }
 
-    /// Reads the item under `key`: `(data JSON, expiry)`, or `None` if absent or expired.
-    /// Remembers what it read, for throttling.
-    pub(crate) async fn read(
-        &self,
-        key: &str,
-        consistent: bool,
-    ) -> Result<Option<(String, i64)>, Error> {
+    /// How logs name session `id`: the label of its key ([`ItemSchema::log_label`]).
+    /// Computed only where a line is logged, off the paths every request takes.
+    pub(crate) fn label_of_id(&self, id: &str) -> String {
+        match self.schema.key_for(id) {
+            Ok(key) => self.schema.log_label(&key),
+            Err(_) => "(not a valid id)".to_owned(),
+        }
+    }
+
+    /// The item under `key`, as stored: one `GetItem`.
+    async fn get_item(&self, key: &str, consistent: bool) -> Result<Option<Item>, Error> {
         let out = self
             .client
             .get_item()
@@ -615,7 +607,17 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| Error::from_sdk("GetItem", &self.table, e))?;
-        let Some(item) = out.item else {
+        Ok(out.item)
+    }
+
+    /// Reads the item under `key`: `(data JSON, expiry)`, or `None` if absent or expired.
+    /// Remembers what it read, for throttling.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        consistent: bool,
+    ) -> Result<Option<(String, i64)>, Error> {
+        let Some(item) = self.get_item(key, consistent).await? else {
             self.cache.forget(key);
             return Ok(None);
         };
@@ -698,7 +700,7 @@ impl DynamoStore {
     async fn send_put(
         &self,
         key: &str,
-        mut item: crate::schema::Item,
+        mut item: Item,
         precondition: Precondition,
     ) -> Result<WriteOutcome, Error> {
         let now = AttributeValue::N(self.now_epoch().to_string());
