@@ -475,13 +475,7 @@ impl Intercept for RequestCounter {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .and_then(|t| t.rsplit('.').next())
-            .unwrap_or("unknown")
-            .to_owned();
+        let operation = observe::operation(context.request().headers());
         *self.lock().entry(operation).or_default() += 1;
         Ok(())
     }

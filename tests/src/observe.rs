@@ -23,13 +23,24 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// The operation a request is for, from its `x-amz-target` header.
-fn operation(headers: &aws_smithy_runtime_api::http::Headers) -> String {
+/// The operation a request is for, from its `x-amz-target` header (`PutItem`, …).
+pub(crate) fn operation(headers: &aws_smithy_runtime_api::http::Headers) -> String {
     headers
         .get("x-amz-target")
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or("unknown")
         .to_owned()
+}
+
+/// `client` with `interceptor` added (same configuration otherwise).
+fn with_interceptor(client: &Client, interceptor: impl Intercept + 'static) -> Client {
+    Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .interceptor(interceptor)
+            .build(),
+    )
 }
 
 /// Write capacity consumed in each global secondary index, by write operation, as the
@@ -52,13 +63,7 @@ struct Seen {
 impl IndexCapacity {
     /// `client`, with this recorder added.
     pub fn client(&self, client: &Client) -> Client {
-        Client::from_conf(
-            client
-                .config()
-                .to_builder()
-                .interceptor(self.clone())
-                .build(),
-        )
+        with_interceptor(client, self.clone())
     }
 
     /// Units consumed in `index` by every write since the last reset.
@@ -204,13 +209,7 @@ impl BeforeFirst {
 
     /// `client`, with this step added.
     pub fn client(&self, client: &Client) -> Client {
-        Client::from_conf(
-            client
-                .config()
-                .to_builder()
-                .interceptor(self.clone())
-                .build(),
-        )
+        with_interceptor(client, self.clone())
     }
 
     /// Whether the step has run.
