@@ -23,6 +23,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore;
 
 use crate::report::{Report, Row};
+use crate::store_rt::store_round_trips;
 
 const SCENARIO: &str = "8 owners";
 
@@ -153,14 +154,7 @@ async fn save_cost(report: &mut Report, quick: bool) {
             (&owned, owned_record.id, &mut owned_time),
             (&unowned, unowned_record.id, &mut unowned_time),
         ] {
-            let started = Instant::now();
-            for _ in 0..ops {
-                let mut loaded = store.load(&id).await.expect("load").expect("present");
-                n += 1;
-                loaded.data.insert("n".into(), json!(n));
-                store.save(&loaded).await.expect("save");
-            }
-            *time += started.elapsed();
+            *time += store_round_trips(store, id, ops, &mut n).await;
         }
     }
     let saves = f64::from(rounds * ops);

@@ -64,23 +64,8 @@ pub async fn run(report: &mut Report, quick: bool) {
         let now = SystemClock.now().unix_timestamp();
         let mut n = 0_u64;
         for _ in 0..rounds {
-            let started = Instant::now();
-            for _ in 0..ops {
-                let mut loaded = store.load(&id).await.expect("load").expect("present");
-                n += 1;
-                loaded.data.insert("n".into(), json!(n));
-                store.save(&loaded).await.expect("save");
-            }
-            store_time += started.elapsed();
-
-            let started = Instant::now();
-            for _ in 0..ops {
-                let mut loaded = plain.load(&plain_id).await.expect("load").expect("present");
-                n += 1;
-                loaded.data.insert("n".into(), json!(n));
-                plain.save(&loaded).await.expect("save");
-            }
-            plain_time += started.elapsed();
+            store_time += store_round_trips(&store, id, ops, &mut n).await;
+            plain_time += store_round_trips(&plain, plain_id, ops, &mut n).await;
 
             raw_time += raw_round_trips(&table, raw_key, &raw_data, ops, None).await;
             cond_time += raw_round_trips(&table, raw_key, &raw_data, ops, Some(now)).await;
@@ -127,6 +112,24 @@ pub async fn run(report: &mut Report, quick: bool) {
             detail: None,
         });
     }
+}
+
+/// `ops` load + save round trips of session `id` through the `SessionStore` trait, each
+/// save changing the data (the counter `n`, carried across calls), so each one writes.
+pub(crate) async fn store_round_trips<S: SessionStore>(
+    store: &S,
+    id: Id,
+    ops: u32,
+    n: &mut u64,
+) -> Duration {
+    let started = Instant::now();
+    for _ in 0..ops {
+        let mut loaded = store.load(&id).await.expect("load").expect("present");
+        *n += 1;
+        loaded.data.insert("n".into(), json!(*n));
+        store.save(&loaded).await.expect("save");
+    }
+    started.elapsed()
 }
 
 /// `ops` raw `GetItem` + `PutItem` round trips; with `condition_now`, the `PutItem` carries
