@@ -217,13 +217,22 @@ async fn sign_out_others(
     State(app): State<AppState>,
 ) -> Result<String, StatusCode> {
     let user = auth.user.as_ref().ok_or(StatusCode::UNAUTHORIZED)?;
-    let current = current_id(&auth);
-    let revoked = app
-        .store
+    let deleted = sign_out_other_sessions(&app.store, user, &auth).await?;
+    Ok(format!("signed out {deleted} other sessions"))
+}
+
+/// Revokes every session of `user` but the current one, at once: how many it ended.
+async fn sign_out_other_sessions(
+    store: &DynamoStore,
+    user: &User,
+    auth: &AuthSession<Users>,
+) -> Result<usize, StatusCode> {
+    let current = current_id(auth);
+    let revoked = store
         .revoke_all(&user.id.to_string(), current.as_deref())
         .await
         .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
-    Ok(format!("signed out {} other sessions", revoked.deleted))
+    Ok(revoked.deleted)
 }
 
 /// "Change password": sets it, signs out every other session of the user at once, and
@@ -245,12 +254,7 @@ async fn change_password(
         .ok_or(StatusCode::UNAUTHORIZED)?;
     // Every other session, at once; then this one signs in again under a new id with
     // the new password's hash (the old id is deleted with the response).
-    let current = current_id(&auth);
-    let revoked = app
-        .store
-        .revoke_all(&user.id.to_string(), current.as_deref())
-        .await
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    let deleted = sign_out_other_sessions(&app.store, &user, &auth).await?;
     auth.session
         .cycle_id()
         .await
@@ -259,8 +263,7 @@ async fn change_password(
         .await
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(format!(
-        "password changed; signed out {} other sessions",
-        revoked.deleted
+        "password changed; signed out {deleted} other sessions"
     ))
 }
 
