@@ -49,7 +49,10 @@ fn encode_state(state: &HashMap<String, String>) -> Result<String, Error> {
 
 /// Whether `err` is about the session's data rather than the table.
 fn is_data_error(err: &Error) -> bool {
-    matches!(err, Error::Encode(_) | Error::TooLarge { .. })
+    matches!(
+        err,
+        Error::Encode(_) | Error::Codec(_) | Error::TooLarge { .. }
+    )
 }
 
 impl DynamoStore {

@@ -75,6 +75,12 @@ pub enum Error {
     #[error("could not encode session data as JSON: {0}")]
     Encode(#[source] serde_json::Error),
 
+    /// The store's codec could not encode the data, or a key ring is not usable
+    /// ([`crate::codec`]). Data that does not decode on a read is not an error: the
+    /// session loads as absent, with a warning naming the [`CodecError`](crate::codec::CodecError).
+    #[error(transparent)]
+    Codec(#[from] crate::codec::CodecError),
+
     /// An item in the table is not a well-formed session (written by another tool, or
     /// corrupted). Nothing is guessed from it.
     #[error("malformed session item: attribute `{attribute}` {problem}")]

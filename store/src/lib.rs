@@ -11,6 +11,7 @@
 //! | [`schema`] | the table contract: attribute names and aliases, keys and reserved keys, expiry units and classification, the session shape, size limits |
 //! | `throttle` | the pure write / touch / skip decision and its bounded memory |
 //! | [`table`] | `check_table`, the startup check in words; `create_table` for development |
+//! | [`codec`] | the data attribute's encoded form: compression, encryption, the key ring |
 //! | [`clock`] | injected time |
 //! | [`error`] | the error type and its mapping into tower-sessions |
 #![deny(missing_docs)]
@@ -20,6 +21,7 @@
 #[cfg(feature = "actix-session")]
 mod actix_store;
 pub mod clock;
+pub mod codec;
 pub mod error;
 pub mod owner;
 pub mod schema;
@@ -36,6 +38,9 @@ pub use actix_session;
 pub use actix_store::SESSION_KEY_LENGTH;
 pub use aws_sdk_dynamodb;
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "codec")]
+pub use codec::KeyRing;
+pub use codec::{Codec, CodecError};
 pub use error::Error;
 pub use owner::{OwnedSession, Revoked, SessionHandle, SessionsOf};
 pub use schema::ItemSchema;

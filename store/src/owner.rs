@@ -70,7 +70,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, redact};
 use crate::schema::{
-    DATA_ALIAS, EXPIRES_ALIAS, Expiry, HASHED_KEY_TAG, Item, KeyMode, OWNER_ALIAS,
+    DATA_ALIAS, EXPIRES_ALIAS, Expiry, HASHED_KEY_TAG, Item, KeyMode, OWNER_ALIAS, StoredData,
 };
 use crate::store::DynamoStore;
 
@@ -538,17 +538,6 @@ impl DynamoStore {
         }
     }
 
-    /// The owner to write on a session read back without an owner attribute though its
-    /// data names one (an item written before the store wrote owners, or moved from its
-    /// plain key); `None` otherwise. Parses the data only for items without an owner, and
-    /// only on a store that writes owners.
-    pub(crate) fn missing_owner(&self, stored: &crate::schema::SessionItem) -> Option<String> {
-        if self.owner.is_none() || stored.owner.is_some() {
-            return None;
-        }
-        self.owner_in(&stored.data)
-    }
-
     /// The owner named by session data JSON, if usable; no warnings (for reads).
     pub(crate) fn owner_in(&self, data: &str) -> Option<String> {
         self.owner.as_ref()?;
@@ -560,7 +549,7 @@ impl DynamoStore {
     /// data read: an `UpdateItem` of the owner attribute alone, which indexes the
     /// session. A failure is logged, never the read's error: the session is then indexed
     /// by its next whole write.
-    pub(crate) async fn adopt_owner(&self, key: &str, owner: String, data: &str) {
+    pub(crate) async fn adopt_owner(&self, key: &str, owner: String, data: StoredData) {
         let result = self
             .client
             .update_item()
@@ -576,7 +565,7 @@ impl DynamoStore {
             .expression_attribute_names(OWNER_ALIAS, self.schema.owner_attribute())
             .expression_attribute_names(DATA_ALIAS, self.schema.data_attribute())
             .expression_attribute_values(":o", AttributeValue::S(owner))
-            .expression_attribute_values(":d", AttributeValue::S(data.to_owned()))
+            .expression_attribute_values(":d", data.into_attribute())
             .send()
             .await;
         match result {

@@ -11,7 +11,7 @@
 //! |-----------|------|-------|
 //! | `id`      | S    | [key prefix](ItemSchema::with_key_prefix) + `~` + the session id's hash ([`KeyMode`]): the table's partition key |
 //! | `expires` | N    | expiry in **epoch seconds**, the unit DynamoDB's native TTL reads |
-//! | `data`    | S    | the session data, a JSON object ([`DATA_TYPE`]) |
+//! | `data`    | S or B | the session data: a JSON object as text ([`DATA_TYPE`]), or encoded by the store's [codec](crate::codec) ([`ENCODED_DATA_TYPE`]: a versioned header, then the data compressed and/or encrypted) |
 //!
 //! An item written by [`DynamoStore::insert`](crate::DynamoStore::insert) (and so by
 //! tower-sessions' `create`) also carries a random claim token (`claim`, S), so that a
@@ -23,10 +23,12 @@
 //! app can list and revoke one user's sessions ([`crate::owner`]).
 //!
 //! **The shape**: an item is a session only if its key is a String under the key prefix
-//! that is not reserved, and its data attribute is present with type [`DATA_TYPE`]. The
-//! sweeper scans and deletes only items of that shape, and its deletes check the shape
-//! again, so items of other applications in a shared table are never touched, whatever
-//! their expiry attribute holds.
+//! that is not reserved, and its data attribute is present with type [`DATA_TYPE`] (plain)
+//! or [`ENCODED_DATA_TYPE`] (encoded). A table may hold both: items written before a
+//! store turned its codec on stay plain until their next save. The sweeper scans and
+//! deletes only items of that shape, never decoding the data (it needs no key), and its
+//! deletes check again that the data is still there, so items of other applications in a
+//! shared table are never touched, whatever their expiry attribute holds.
 //!
 //! # Keys
 //!
@@ -71,7 +73,7 @@
 //! use dynamo_session_store::schema::{Expiry, ItemSchema};
 //!
 //! let schema = ItemSchema::new().with_key_prefix("app1:");
-//! let item = schema.encode(schema.key_for("abc")?, r#"{"n":1}"#.into(), 1_700_000_000)?;
+//! let item = schema.encode(schema.key_for("abc")?, r#"{"n":1}"#, 1_700_000_000)?;
 //! assert!(schema.is_session(&item));
 //! let expires = schema.expires_of(&item)?;
 //! assert_eq!(Expiry::classify(expires, 1_800_000_000), Expiry::Expired);
@@ -107,8 +109,94 @@ pub const EXPIRES_ALIAS: &str = "#e";
 /// Expression alias of the data attribute.
 pub const DATA_ALIAS: &str = "#d";
 
-/// The DynamoDB type of a session's data attribute: `S`, a JSON text.
+/// The DynamoDB type of a session's plain data attribute: `S`, a JSON text.
 pub const DATA_TYPE: &str = "S";
+
+/// The DynamoDB type of a session's encoded data attribute: `B`, a versioned header and
+/// the data compressed and/or encrypted ([`crate::codec`]).
+pub const ENCODED_DATA_TYPE: &str = "B";
+
+/// A session's data as it is stored: a JSON text, or bytes encoded by a codec.
+///
+/// Its `Debug` shows the form and the length, never the content.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoredData {
+    /// [`DATA_TYPE`]: the data as a JSON text.
+    Json(String),
+    /// [`ENCODED_DATA_TYPE`]: the data encoded by a codec ([`crate::codec`]).
+    Encoded(Vec<u8>),
+}
+
+impl StoredData {
+    /// The bytes of the value, as DynamoDB counts them.
+    pub fn len(&self) -> usize {
+        match self {
+            StoredData::Json(s) => s.len(),
+            StoredData::Encoded(b) => b.len(),
+        }
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The JSON text of plain data; `None` for encoded data.
+    pub fn as_json(&self) -> Option<&str> {
+        match self {
+            StoredData::Json(s) => Some(s),
+            StoredData::Encoded(_) => None,
+        }
+    }
+
+    /// The attribute value that stores it.
+    pub fn to_attribute(&self) -> AttributeValue {
+        self.clone().into_attribute()
+    }
+
+    /// The attribute value that stores it.
+    pub fn into_attribute(self) -> AttributeValue {
+        match self {
+            StoredData::Json(s) => AttributeValue::S(s),
+            StoredData::Encoded(b) => AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(b)),
+        }
+    }
+}
+
+impl From<String> for StoredData {
+    fn from(json: String) -> Self {
+        StoredData::Json(json)
+    }
+}
+
+impl From<&str> for StoredData {
+    fn from(json: &str) -> Self {
+        StoredData::Json(json.to_owned())
+    }
+}
+
+/// Plain data equals its JSON text; encoded data equals no text.
+impl PartialEq<str> for StoredData {
+    fn eq(&self, other: &str) -> bool {
+        self.as_json() == Some(other)
+    }
+}
+
+impl PartialEq<&str> for StoredData {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_json() == Some(*other)
+    }
+}
+
+impl std::fmt::Debug for StoredData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredData::Json(s) => write!(f, "Json({} bytes)", s.len()),
+            StoredData::Encoded(b) => write!(f, "Encoded({} bytes)", b.len()),
+        }
+    }
+}
 
 /// The character that marks reserved keys: `prefix + '!' + name`. No session key
 /// contains it.
@@ -228,8 +316,9 @@ impl Expiry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionItem {
-    /// The session data, a JSON text.
-    pub data: String,
+    /// The session data as stored: plain JSON, or encoded (decode it with the store's
+    /// [`Codec`](crate::codec::Codec)).
+    pub data: StoredData,
     /// Expiry, epoch seconds.
     pub expires: i64,
     /// The owner, when the item has a String owner attribute.
@@ -603,21 +692,26 @@ impl ItemSchema {
     }
 
     /// Whether `item` has the session shape: an owned String key and a data attribute of
-    /// type [`DATA_TYPE`]. The expiry is judged separately ([`ItemSchema::expires_of`]).
+    /// type [`DATA_TYPE`] or [`ENCODED_DATA_TYPE`]. The expiry is judged separately
+    /// ([`ItemSchema::expires_of`]).
     pub fn is_session(&self, item: &Item) -> bool {
         self.key_of(item).is_ok_and(|key| self.owns_key(key))
-            && matches!(item.get(&self.data_attr), Some(AttributeValue::S(_)))
+            && matches!(
+                item.get(&self.data_attr),
+                Some(AttributeValue::S(_) | AttributeValue::B(_))
+            )
     }
 
     /// The size DynamoDB would count for a session item with this key and data (and no
-    /// owner: add [`owner_size`](Self::owner_size) for one).
-    pub fn item_size(&self, key: &str, data_json: &str, expires: i64) -> usize {
+    /// owner: add [`owner_size`](Self::owner_size) for one). `data_bytes` is the stored
+    /// data's length ([`StoredData::len`]: the JSON text, or the encoded bytes).
+    pub fn item_size(&self, key: &str, data_bytes: usize, expires: i64) -> usize {
         self.key_attr.len()
             + key.len()
             + self.expires_attr.len()
             + number_size(expires)
             + self.data_attr.len()
-            + data_json.len()
+            + data_bytes
     }
 
     /// What an owner attribute holding `owner` adds to an item's size.
@@ -626,12 +720,18 @@ impl ItemSchema {
     }
 
     /// Builds the item of a session: `key` (from [`key_for`](Self::key_for)), its data
-    /// JSON and its expiry in epoch seconds.
+    /// (a JSON `String`, or [`StoredData`] already encoded) and its expiry in epoch
+    /// seconds.
     ///
     /// # Errors
     /// [`Error::TooLarge`] when it would exceed [`MAX_ITEM_BYTES`].
-    pub fn encode(&self, key: String, data_json: String, expires: i64) -> Result<Item, Error> {
-        self.encode_owned(key, data_json, expires, None)
+    pub fn encode(
+        &self,
+        key: String,
+        data: impl Into<StoredData>,
+        expires: i64,
+    ) -> Result<Item, Error> {
+        self.encode_owned(key, data, expires, None)
     }
 
     /// [`encode`](Self::encode), with the owner attribute when `owner` is given (an
@@ -643,11 +743,11 @@ impl ItemSchema {
     pub fn encode_owned(
         &self,
         key: String,
-        data_json: String,
+        data: impl Into<StoredData>,
         expires: i64,
         owner: Option<String>,
     ) -> Result<Item, Error> {
-        self.encode_with_room(key, data_json, expires, owner, 0)
+        self.encode_with_room(key, data.into(), expires, owner, 0)
     }
 
     /// What the claim token an insert adds costs an item: its name and its 16 characters.
@@ -660,12 +760,12 @@ impl ItemSchema {
     pub(crate) fn encode_with_room(
         &self,
         key: String,
-        data_json: String,
+        data: StoredData,
         expires: i64,
         owner: Option<String>,
         room: usize,
     ) -> Result<Item, Error> {
-        let size = self.item_size(&key, &data_json, expires)
+        let size = self.item_size(&key, data.len(), expires)
             + owner.as_deref().map_or(0, |o| self.owner_size(o))
             + room;
         if size > MAX_ITEM_BYTES {
@@ -680,26 +780,28 @@ impl ItemSchema {
             self.expires_attr.clone(),
             AttributeValue::N(expires.to_string()),
         );
-        item.insert(self.data_attr.clone(), AttributeValue::S(data_json));
+        item.insert(self.data_attr.clone(), data.into_attribute());
         if let Some(owner) = owner {
             item.insert(self.owner_attr.clone(), AttributeValue::S(owner));
         }
         Ok(item)
     }
 
-    /// Reads a session item: its data JSON (not parsed) and its expiry.
+    /// Reads a session item: its data as stored (not decoded, not parsed) and its expiry.
     ///
     /// # Errors
     /// [`Error::Decode`] naming the attribute that is missing or of the wrong type.
     pub fn decode(&self, mut item: Item) -> Result<SessionItem, Error> {
         let expires = self.expires_of(&item)?;
         let data = match item.remove(&self.data_attr) {
-            Some(AttributeValue::S(s)) => s,
+            Some(AttributeValue::S(s)) => StoredData::Json(s),
+            Some(AttributeValue::B(b)) => StoredData::Encoded(b.into_inner()),
             Some(other) => {
                 return Err(Error::decode(
                     &self.data_attr,
                     format!(
-                        "is of type {}, expected {DATA_TYPE} (a JSON text)",
+                        "is of type {}, expected {DATA_TYPE} (a JSON text) or \
+                         {ENCODED_DATA_TYPE} (encoded data)",
                         attribute_type(&other)
                     ),
                 ));
@@ -901,7 +1003,7 @@ mod tests {
     fn encode_decode_round_trip() {
         let schema = ItemSchema::new();
         let item = schema
-            .encode("k".into(), r#"{"a":1}"#.into(), 1_700_000_000)
+            .encode("k".into(), r#"{"a":1}"#, 1_700_000_000)
             .unwrap();
         assert_eq!(item["expires"], AttributeValue::N("1700000000".into()));
         let back = schema.decode(item).unwrap();
@@ -995,13 +1097,13 @@ mod tests {
     #[test]
     fn the_session_shape_needs_a_string_data_attribute() {
         let schema = ItemSchema::new().with_key_prefix("app:");
-        let mut item = schema.encode("app:k".into(), "{}".into(), 1).unwrap();
+        let mut item = schema.encode("app:k".into(), "{}", 1).unwrap();
         assert!(schema.is_session(&item));
         item.insert("data".into(), AttributeValue::N("1".into()));
         assert!(!schema.is_session(&item));
         item.remove("data");
         assert!(!schema.is_session(&item));
-        let mut foreign = schema.encode("app2:k".into(), "{}".into(), 1).unwrap();
+        let mut foreign = schema.encode("app2:k".into(), "{}", 1).unwrap();
         assert!(!schema.is_session(&foreign));
         foreign.insert("id".into(), AttributeValue::N("7".into()));
         assert!(!schema.is_session(&foreign));

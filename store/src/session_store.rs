@@ -38,7 +38,7 @@ macro_rules! session_store_for {
             fn from(err: Error) -> Self {
                 use $core::session_store::Error as TsError;
                 match err {
-                    Error::Encode(_) | Error::TooLarge { .. } => TsError::Encode(err.to_string()),
+                    Error::Encode(_) | Error::Codec(_) | Error::TooLarge { .. } => TsError::Encode(err.to_string()),
                     Error::Decode { .. } => TsError::Decode(err.to_string()),
                     _ => TsError::Backend(err.to_string()),
                 }

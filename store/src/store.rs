@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::codec::Codec;
 use crate::error::Error;
 use crate::owner::{DEFAULT_OWNER_INDEX, OwnerFn, SessionData};
 use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, Item, ItemSchema, KEY_ALIAS as KEY};
@@ -62,6 +63,7 @@ pub struct DynamoStore {
     pub(crate) cache: Arc<WriteCache>,
     pub(crate) owner: Option<OwnerFn>,
     pub(crate) owner_index: Arc<str>,
+    pub(crate) codec: Arc<Codec>,
 }
 
 impl fmt::Debug for DynamoStore {
@@ -76,6 +78,7 @@ impl fmt::Debug for DynamoStore {
             .field("throttled_sessions", &self.cache.len())
             .field("writes_owners", &self.owner.is_some())
             .field("owner_index", &self.owner_index)
+            .field("codec", &self.codec)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +182,7 @@ impl DynamoStore {
             )),
             owner: None,
             owner_index: Arc::from(DEFAULT_OWNER_INDEX),
+            codec: Arc::new(Codec::new()),
         }
     }
 
@@ -249,6 +253,32 @@ impl DynamoStore {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         self.cache = Arc::new(WriteCache::new(capacity));
         self
+    }
+
+    /// Encodes session data with `codec`: compression and/or authenticated encryption
+    /// (feature `codec`; [`crate::codec`]). Off by default: plain JSON text. Items
+    /// written in either form read in both; a session whose data does not decode loads
+    /// as absent, with one warning naming why.
+    ///
+    /// ```
+    /// # #[cfg(feature = "codec")]
+    /// # fn demo(client: aws_sdk_dynamodb::Client) -> Result<(), dynamo_session_store::Error> {
+    /// use dynamo_session_store::{Codec, DynamoStore, KeyRing};
+    ///
+    /// // SESSION_ENCRYPTION_KEYS="b=<base64 key>,a=<base64 key>": b encrypts, both decrypt.
+    /// let keys = KeyRing::from_env()?.expect("SESSION_ENCRYPTION_KEYS is set");
+    /// let store = DynamoStore::new(client, "sessions")
+    ///     .with_codec(Codec::new().with_compression().with_encryption(keys));
+    /// # Ok(()) }
+    /// ```
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = Arc::new(codec);
+        self
+    }
+
+    /// The codec ([`with_codec`](Self::with_codec)).
+    pub fn codec(&self) -> &Codec {
+        &self.codec
     }
 
     /// The DynamoDB client: the one given to [`new`](Self::new), or its copy with the
@@ -480,11 +510,21 @@ impl DynamoStore {
         ) {
             return Ok(None);
         }
-        let owner = stored.owner.clone().or_else(|| self.owner_in(&stored.data));
-        let (data, expires) = (stored.data, stored.expires);
+        // Encrypted data is bound to its item's key: decoded under the plain key,
+        // encoded again under the hashed one.
+        let data = match self.codec.decode(&plain, stored.data) {
+            Ok(data) => data,
+            Err(err) => {
+                tracing::warn!(session = %label, "not moving a plain item whose data does not decode: {err}");
+                return Ok(None);
+            }
+        };
+        let owner = stored.owner.clone().or_else(|| self.owner_in(&data));
+        let expires = stored.expires;
+        let encoded = self.codec.encode(&key, data.clone())?;
         let item = self
             .schema
-            .encode_owned(key.clone(), data.clone(), expires, owner)?;
+            .encode_owned(key.clone(), encoded, expires, owner)?;
         let names = self.schema.key_and_expiry_names();
         let put = Put::builder()
             .table_name(self.table.as_ref())
@@ -586,6 +626,11 @@ impl DynamoStore {
 
     /// How logs name session `id`: the label of its key ([`ItemSchema::log_label`]).
     /// Computed only where a line is logged, off the paths every request takes.
+    #[cfg(any(
+        feature = "tower-sessions",
+        feature = "tower-sessions-014",
+        feature = "actix-session"
+    ))]
     pub(crate) fn label_of_id(&self, id: &str) -> String {
         match self.schema.key_for(id) {
             Ok(key) => self.schema.log_label(&key),
@@ -627,14 +672,39 @@ impl DynamoStore {
             self.cache.forget(key);
             return Ok(None);
         }
-        if let Some(owner) = self.missing_owner(&stored) {
+        // Kept only when an owner may be adopted: the adoption is conditional on it.
+        let raw = (self.owner.is_some() && stored.owner.is_none()).then(|| stored.data.clone());
+        let current = self.codec.is_current(&stored.data);
+        let data = match self.codec.decode(key, stored.data) {
+            Ok(data) => data,
+            Err(err) => {
+                // Altered, moved, or under a key no longer in the ring: the app gets no
+                // session (and so starts a new one under a new id); nothing is written.
+                tracing::warn!(
+                    session = %self.schema.log_label(key),
+                    "session data does not decode; loading the session as absent: {err}"
+                );
+                self.cache.forget(key);
+                return Ok(None);
+            }
+        };
+        if let Some(raw) = raw
+            && let Some(owner) = self.owner_in(&data)
+        {
             // Written before this store wrote owners: indexed now, by this read, so that
             // revoke_all finds it even if no request ever saves it again.
-            self.adopt_owner(key, owner, &stored.data).await;
+            self.adopt_owner(key, owner, raw).await;
         }
-        self.cache
-            .record(key, self.cache.seen(&stored.data, stored.expires));
-        Ok(Some((stored.data, stored.expires)))
+        if current {
+            self.cache
+                .record(key, self.cache.seen(&data, stored.expires));
+        } else {
+            // Plain, or under an older key, while the codec encrypts under another: the
+            // next save writes it whole, so it is re-encrypted even if its data never
+            // changes.
+            self.cache.forget(key);
+        }
+        Ok(Some((data, stored.expires)))
     }
 
     /// Writes a session item (already keyed, its data encoded, its owner found), throttled
@@ -661,9 +731,10 @@ impl DynamoStore {
                     Precondition::AbsentOrExpired => self.schema.claim_size(),
                     _ => 0,
                 };
+                let data = self.codec.encode(&key, json)?;
                 let item = self
                     .schema
-                    .encode_with_room(key.clone(), json, expires, owner, room)?;
+                    .encode_with_room(key.clone(), data, expires, owner, room)?;
                 let outcome = self.send_put(&key, item, precondition).await;
                 match outcome {
                     Ok(WriteOutcome::Put) => self.cache.record(&key, next),

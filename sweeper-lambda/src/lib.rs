@@ -31,7 +31,7 @@
 //! | `SESSIONS_TABLE` | `--table` | — | (required) | — | the table to sweep |
 //! | `SESSION_KEY_ATTRIBUTE` | `--key-attribute` | — | `id` | — | the partition key attribute (S), as the apps name it |
 //! | `SESSION_EXPIRES_ATTRIBUTE` | `--expires-attribute` | — | `expires` | — | the expiry attribute, epoch seconds (N) |
-//! | `SESSION_DATA_ATTRIBUTE` | `--data-attribute` | — | `data` | — | the data attribute (S): only items with it are sessions |
+//! | `SESSION_DATA_ATTRIBUTE` | `--data-attribute` | — | `data` | — | the data attribute (S, or B when encoded): only items with it are sessions |
 //! | `SESSION_KEY_PREFIX` | `--key-prefix` | — | none | ends with a separator; no `!` | the key prefix: only keys under it are swept |
 //! | `SWEEP_TOTAL_SEGMENTS` | `--segments` | `total_segments` | 8 | 1 to 1000000 | parallel scan segments (`TotalSegments`) |
 //! | `SWEEP_SLICE` | `--slice` | `slice` | all segments | within the total | only segments `START..END` of the total, or part `I/N` (from 0) of them |

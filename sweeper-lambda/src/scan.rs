@@ -6,7 +6,7 @@
 //! epoch seconds of a session, and for those whose expiry is not a number at all:
 //!
 //! ```text
-//! FilterExpression:     attribute_type(#d, :data_type)
+//! FilterExpression:     (attribute_type(#d, :text) OR attribute_type(#d, :encoded))
 //!                       AND (#e < :cutoff OR #e > :far OR NOT attribute_type(#e, :n))
 //!                       [AND begins_with(#k, :prefix)] AND NOT begins_with(#k, :reserved)
 //! ProjectionExpression: #k, #e
@@ -30,8 +30,8 @@ use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use dynamo_session_store::ItemSchema;
 use dynamo_session_store::schema::{
-    DATA_ALIAS, DATA_TYPE, EXPIRES_ALIAS as EXPIRES, Expiry, FAR_FUTURE_SECONDS, KEY_ALIAS as KEY,
-    RESERVED_MARKER,
+    DATA_ALIAS, DATA_TYPE, ENCODED_DATA_TYPE, EXPIRES_ALIAS as EXPIRES, Expiry, FAR_FUTURE_SECONDS,
+    KEY_ALIAS as KEY, RESERVED_MARKER,
 };
 
 use crate::budget::Budget;
@@ -103,13 +103,14 @@ pub(crate) fn filter(
     cutoff: i64,
 ) -> (String, HashMap<String, AttributeValue>) {
     let mut expr = format!(
-        "attribute_type({DATA_ALIAS}, :data_type) \
+        "(attribute_type({DATA_ALIAS}, :text) OR attribute_type({DATA_ALIAS}, :encoded)) \
          AND ({EXPIRES} < :cutoff OR {EXPIRES} > :far OR NOT attribute_type({EXPIRES}, :n))"
     );
     let mut values = HashMap::from([
+        (":text".to_owned(), AttributeValue::S(DATA_TYPE.to_owned())),
         (
-            ":data_type".to_owned(),
-            AttributeValue::S(DATA_TYPE.to_owned()),
+            ":encoded".to_owned(),
+            AttributeValue::S(ENCODED_DATA_TYPE.to_owned()),
         ),
         (":cutoff".to_owned(), AttributeValue::N(cutoff.to_string())),
         (
@@ -274,10 +275,11 @@ mod tests {
     fn filter_binds_every_value_it_uses() {
         let (expr, values) = filter(&ItemSchema::new(), 5);
         assert!(!expr.contains(":prefix"));
-        assert_eq!(values.len(), 5);
-        assert_eq!(values[":data_type"], s("S"));
+        assert_eq!(values.len(), 6);
+        assert_eq!(values[":text"], s("S"));
+        assert_eq!(values[":encoded"], s("B"));
         assert!(
-            expr.starts_with("attribute_type(#d, :data_type) AND ("),
+            expr.starts_with("(attribute_type(#d, :text) OR attribute_type(#d, :encoded)) AND ("),
             "{expr}"
         );
         assert_eq!(values[":reserved"], s("!"));

@@ -368,7 +368,7 @@ async fn stored(store: &DynamoStore, id: &str) -> Option<SessionItem> {
 }
 
 fn visit_count(item: &SessionItem) -> u64 {
-    serde_json::from_str::<serde_json::Value>(&item.data)
+    serde_json::from_str::<serde_json::Value>(item.data.as_json().unwrap_or_default())
         .ok()
         .and_then(|data| data["visits"].as_u64())
         .unwrap_or(0)

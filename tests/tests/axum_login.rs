@@ -7,7 +7,9 @@ mod example;
 
 use std::net::SocketAddr;
 
-use dynamo_session_store::owner;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use dynamo_session_store::{Codec, KeyRing, codec, owner};
 use integration_tests::{TestTable, http, key_of};
 
 /// tower-sessions' cookie name.
@@ -19,6 +21,23 @@ async fn serve() -> (TestTable, SocketAddr) {
     let table =
         TestTable::created_by("axum-login", |store| store.with_owner(owner::axum_login)).await;
     let app = example::app(table.store());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (table, addr)
+}
+
+/// The example app with its data encrypted and compressed (the `codec` feature).
+async fn serve_encrypted() -> (TestTable, SocketAddr) {
+    let table = TestTable::created_by("axum-login-enc", |store| {
+        store.with_owner(owner::axum_login)
+    })
+    .await;
+    let keys = KeyRing::parse(&format!("k1={}", codec::generate_key().unwrap())).unwrap();
+    let store = table
+        .store()
+        .with_codec(Codec::new().with_compression().with_encryption(keys));
+    let app = example::app(store);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -203,4 +222,53 @@ async fn changing_the_password_signs_out_every_other_session_at_once() {
     )
     .await;
     assert_eq!(old.status, 401);
+}
+
+#[tokio::test]
+async fn with_encryption_the_table_holds_neither_the_cookie_nor_the_session_data() {
+    let (table, addr) = serve_encrypted().await;
+    let visit = http(addr, ("GET", "/"), (COOKIE, None), None).await;
+    let before = visit.set_cookie.expect("a session cookie");
+    let cookie = log_in_with(addr, &before, "ferris", "hunter42").await;
+    assert_eq!(protected(addr, &cookie).await, 200);
+    let items = table.scan_all().await;
+    assert_eq!(items.len(), 1);
+    for item in &items {
+        for (name, value) in item {
+            // Binary values as their bytes, the others as the SDK prints them.
+            let text = match value {
+                AttributeValue::B(blob) => String::from_utf8_lossy(blob.as_ref()).into_owned(),
+                other => format!("{other:?}"),
+            };
+            assert!(!text.contains(&cookie), "`{name}` holds the cookie: {text}");
+            // Nothing of the session's JSON: not axum-login's keys, not the visit
+            // counter, not the user's name or password.
+            for plain in ["axum-login", "user_id", "visits", "ferris", "hunter42"] {
+                assert!(!text.contains(plain), "`{name}` holds `{plain}`: {text}");
+            }
+        }
+        assert!(
+            matches!(item.get("data"), Some(AttributeValue::B(_))),
+            "the data is binary: {item:?}"
+        );
+    }
+    // The app works as before: logged in across requests, logged out by logout.
+    assert_eq!(protected(addr, &cookie).await, 200);
+    let logout = http(addr, ("POST", "/logout"), (COOKIE, Some(&cookie)), None).await;
+    assert_eq!(logout.status, 303);
+    assert_eq!(protected(addr, &cookie).await, 401);
+}
+
+/// Logs `user` in from the jar holding `cookie`: the new session cookie.
+async fn log_in_with(addr: SocketAddr, cookie: &str, user: &str, password: &str) -> String {
+    let form = format!("username={user}&password={password}");
+    let login = http(
+        addr,
+        ("POST", "/login"),
+        (COOKIE, Some(cookie)),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(login.status, 303, "{login:?}");
+    login.set_cookie.expect("a new session cookie")
 }

@@ -31,13 +31,13 @@ fn data_of_item_size(
     size: usize,
     pad: char,
 ) -> Value {
-    let empty = schema.item_size(key, r#"{"s":""}"#, expires);
+    let empty = schema.item_size(key, r#"{"s":""}"#.len(), expires);
     let bytes = size - empty;
     let mut text = pad.to_string().repeat(bytes / pad.len_utf8());
     text.push_str(&"x".repeat(bytes % pad.len_utf8()));
     let data = json!({ "s": text });
     let json = serde_json::to_string(&data).unwrap();
-    assert_eq!(schema.item_size(key, &json, expires), size);
+    assert_eq!(schema.item_size(key, json.len(), expires), size);
     data
 }
 
@@ -70,7 +70,7 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
         );
         let stored = schema.decode(table.raw_get(key).await.unwrap()).unwrap();
         assert_eq!(
-            serde_json::from_str::<Value>(&stored.data).unwrap(),
+            serde_json::from_str::<Value>(stored.data.as_json().unwrap()).unwrap(),
             largest
         );
 
@@ -116,7 +116,7 @@ async fn the_item_size_limit_is_exact_on_both_sides_and_agrees_with_the_server()
         // The refused write left the accepted version in place.
         let stored = schema.decode(table.raw_get(key).await.unwrap()).unwrap();
         assert_eq!(
-            serde_json::from_str::<Value>(&stored.data).unwrap(),
+            serde_json::from_str::<Value>(stored.data.as_json().unwrap()).unwrap(),
             largest
         );
     }
@@ -191,9 +191,7 @@ async fn ids_are_limited_in_bytes_not_characters_and_the_server_agrees() {
         }
         assert_eq!(table.requests.total(), 0, "{what}");
         // ...and by the server.
-        let item = schema
-            .encode(over.clone(), "{}".into(), 4_000_000_000)
-            .unwrap();
+        let item = schema.encode(over.clone(), "{}", 4_000_000_000).unwrap();
         let err = table.try_raw_put(item).await.unwrap_err();
         assert!(err.contains("2048"), "{what}: {err}");
     }
@@ -390,9 +388,11 @@ async fn items_written_by_other_tools_give_typed_answers_and_can_be_overwritten(
             Read::Malformed("data"),
         ),
         (
-            "data B",
+            // Binary data is the encoded form: these bytes have no header this store
+            // knows, so the session loads as absent (with a warning), never as data.
+            "data B, not encoded by a codec",
             vec![("expires", n(later)), ("data", b.clone())],
-            Read::Malformed("data"),
+            Read::Absent,
         ),
         (
             "data BOOL",

@@ -50,7 +50,10 @@ async fn stored(table: &TestTable, id: &str) -> Option<(Value, i64)> {
         item.keys()
     );
     let item = ItemSchema::new().decode(item).unwrap();
-    Some((serde_json::from_str(&item.data).unwrap(), item.expires))
+    Some((
+        serde_json::from_str(item.data.as_json().unwrap()).unwrap(),
+        item.expires,
+    ))
 }
 
 /// Each task its own store: its own throttle memory, as separate processes would have.

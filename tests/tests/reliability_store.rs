@@ -414,7 +414,7 @@ async fn partial_batch_write_executes_exactly_what_it_does_not_return_unprocesse
         .iter()
         .map(|id| {
             let item = ItemSchema::new()
-                .encode(integration_tests::key_of(id), "{}".into(), 4_000_000_000)
+                .encode(integration_tests::key_of(id), "{}", 4_000_000_000)
                 .unwrap();
             WriteRequest::builder()
                 .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
@@ -578,7 +578,8 @@ async fn observe(direct: &Client, table: &str, id: &str) -> Result<State, String
         return Err(format!("item has attributes {:?}", item.keys()));
     }
     let stored = ItemSchema::new().decode(item).map_err(|e| e.to_string())?;
-    let data = serde_json::from_str(&stored.data).map_err(|e| e.to_string())?;
+    let data = serde_json::from_str(stored.data.as_json().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
     Ok(Some((data, stored.expires)))
 }
 

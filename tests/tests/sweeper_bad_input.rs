@@ -13,7 +13,8 @@
 //! | expiry in epoch milliseconds (past or future) | kept, not counted | it reads as live for millennia; never deleted |
 //! | expiry `100.000` (whole, decimal form) | deleted | the same number as `100` |
 //! | expiry negative or zero | deleted | before the cutoff |
-//! | data missing or not a string, whatever the expiry (`0`, past, text) | kept, not counted | not the session shape: another application's item |
+//! | data encoded (Binary, written by a store with a codec), expired / live | deleted / kept | the session shape's second form; never decoded |
+//! | data missing or neither a string nor binary, whatever the expiry (`0`, past, text) | kept, not counted | not the session shape: another application's item |
 //! | ~390 KB items | deleted if expired, kept if live or malformed | size does not matter |
 //! | 2,048-byte key, Unicode key | deleted if expired | any valid key |
 //! | another prefix, or no prefix, whatever the expiry | kept, not counted | not ours |
@@ -197,6 +198,23 @@ fn hostile() -> Vec<(Item, Expect)> {
         (item(&key("zero"), Some(n(0)), data()), Deleted),
         // The right key, the data missing or of another type: not the session shape, so
         // another application's item, never deleted or counted, whatever its expiry.
+        // Encoded data (a store with a codec): a session like any other, never decoded.
+        (
+            item(
+                &key("encoded-expired"),
+                Some(n(past)),
+                Some(AttributeValue::B(Blob::new(vec![1, 3, 1, b'a', 0, 0xff]))),
+            ),
+            Deleted,
+        ),
+        (
+            item(
+                &key("encoded-live"),
+                Some(n(future)),
+                Some(AttributeValue::B(Blob::new(vec![1, 1, 0x28, 0xb5]))),
+            ),
+            Live,
+        ),
         (item(&key("no-data-expired"), Some(n(past)), None), Ignored),
         (item(&key("no-data-zero"), Some(n(0)), None), Ignored),
         (
@@ -374,6 +392,8 @@ async fn hostile_items_are_skipped_and_counted_exactly() {
 /// A table shared with another application that writes no data attribute of ours (or one
 /// of another type) and uses `expires: 0` for "never": a sweep with no key prefix, which
 /// owns every non-reserved key, keeps every one of its items and counts none of them.
+/// (A Binary data attribute is the encoded session form: an application sharing a table
+/// without a key prefix must not use one.)
 #[tokio::test]
 async fn another_applications_items_survive_a_full_sweep() {
     let past = NOW - 3_600;
@@ -389,9 +409,9 @@ async fn another_applications_items_survive_a_full_sweep() {
             Some(AttributeValue::M(HashMap::new())),
         ),
         item(
-            "cfg:binary-data",
+            "cfg:binary-set-data",
             Some(n(past)),
-            Some(AttributeValue::B(Blob::new("x"))),
+            Some(AttributeValue::Bs(vec![Blob::new("x")])),
         ),
         item("cfg:list-data", Some(n(1)), Some(AttributeValue::L(vec![]))),
     ];

@@ -132,7 +132,10 @@ async fn sessions(table: &TestTable) -> HashMap<String, (Value, i64)> {
             let stored = ItemSchema::new().decode(item).unwrap();
             (
                 key,
-                (serde_json::from_str(&stored.data).unwrap(), stored.expires),
+                (
+                    serde_json::from_str(stored.data.as_json().unwrap()).unwrap(),
+                    stored.expires,
+                ),
             )
         })
         .collect()

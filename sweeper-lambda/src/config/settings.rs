@@ -153,7 +153,7 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         default: "`data`",
         bounds: "",
-        doc: "the data attribute (S): only items with it are sessions",
+        doc: "the data attribute (S, or B when encoded): only items with it are sessions",
         apply: None,
     },
     Setting {

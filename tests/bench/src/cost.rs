@@ -39,9 +39,12 @@ pub async fn run(report: &mut Report, quick: bool) {
 fn session(i: usize, expires: i64) -> Item {
     let key = format!("s-{i:08}");
     let schema = ItemSchema::new();
-    let empty = schema.item_size(&key, "", expires) as u64;
+    let empty = schema.item_size(&key, 0, expires) as u64;
     let data = "x".repeat((ITEM_BYTES - empty) as usize);
-    debug_assert_eq!(schema.item_size(&key, &data, expires) as u64, ITEM_BYTES);
+    debug_assert_eq!(
+        schema.item_size(&key, data.len(), expires) as u64,
+        ITEM_BYTES
+    );
     HashMap::from([
         ("id".to_owned(), AttributeValue::S(key)),
         ("expires".to_owned(), AttributeValue::N(expires.to_string())),

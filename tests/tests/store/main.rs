@@ -14,6 +14,7 @@
 //! | `http` | full request cycles through axum and tower-sessions |
 //! | `key_modes` | ids hashed at rest; the upgrade from plain keys through the migration window |
 //! | `owners` | sessions by owner: list, revoke, races, index cost, bad owners |
+//! | `codec` | compressed and encrypted data, key rotation, undecodable data loads as absent, sweeping both forms |
 
 use std::collections::HashMap;
 
@@ -25,6 +26,7 @@ use integration_tests::{Item, TestTable, clock_now, key_of, n, s, session_item};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
+mod codec;
 mod core_api;
 mod custom_schema;
 mod decoding;
@@ -109,4 +111,39 @@ async fn embedded_endpoint_answers() {
     let got = store.get::<Value>("abc").await.unwrap().unwrap();
     assert_eq!(got.data, json!({"n": 1}));
     assert_eq!(table.requests.count("PutItem"), 1);
+}
+
+/// Collects the `warn` lines the store logs (on the current thread, while installed).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Runs `f` on this thread with the `warn` lines it logs collected: its output and
+    /// the lines. Use a current-thread runtime, so every poll is on this thread.
+    async fn capture<T>(f: impl std::future::Future<Output = T>) -> (String, T) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing_subscriber::util::SubscriberInitExt::set_default(subscriber);
+        let out = f.await;
+        (logs.text(), out)
+    }
 }

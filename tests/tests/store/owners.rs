@@ -4,7 +4,6 @@
 //! from the server's own consumed capacity), and a bad owner never fails a request.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 
 use dynamo_session_store::owner::{self, DEFAULT_OWNER_INDEX, MAX_OWNER_BYTES};
 use dynamo_session_store::table::TableProblem;
@@ -241,26 +240,6 @@ async fn deployments_sharing_a_table_list_and_revoke_only_their_own() {
     assert_eq!(listed(&app1, "u-a").await, handles(&app1, &ones));
     assert_eq!(app1.revoke_all("u-a", None).await.unwrap().deleted, 3);
     assert_eq!(listed(&app2, "u-a").await, handles(&app2, &twos));
-}
-
-/// Collects the `warn` lines the store logs while `f` runs.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 #[tokio::test(flavor = "current_thread")]
