@@ -6,9 +6,9 @@
 //! ```
 //!
 //! Scenarios: `store` (1), `amplification` (2), `sweep` (3), `scaling` (4), `lambda` (5),
-//! `cost` (6), `sizing` (7), `owners` (8), `all` (default). With `--json PATH`, the charts of the
-//! scenarios that ran are drawn beside it (`charts`); in quick mode, into a temporary
-//! folder. `--quick` runs small sizes to check the harness still works (CI); it
+//! `cost` (6), `sizing` (7), `owners` (8), `codec` (9), `all` (default). With `--json PATH`,
+//! the charts of the scenarios that ran are drawn beside it (`charts`); in quick mode, into a
+//! temporary folder. `--quick` runs small sizes to check the harness still works (CI); it
 //! proves nothing about speed, and missed targets do not fail it. `--large` adds the
 //! 1,000,000-item run to `sweep` (it takes minutes). The server is the embedded dynoxide on
 //! 127.0.0.1:0, in this process, unless `DYNAMODB_ENDPOINT` is set. Outside quick mode,
@@ -26,6 +26,7 @@
 //! | `cost` | 6: read and write units of one sweep vs the cost model |
 //! | `sizing` | 7: sweeper CPU and peak RSS per 10,000 deletes; deletes/s per Lambda size |
 //! | `owners` | 8: `revoke_all` of 1 to 1,000 sessions; what the owner index adds to a save |
+//! | `codec` | 9: round trips with compression, encryption vs off; zstd's ratio, CPU per call |
 //! | `charts` | the SVG charts of BENCHMARKS.md, from the rows of the same run |
 //! | `data` | the sweeper scenarios' tables: bulk loads, reloads, counts |
 //! | `baselines` | raw `BatchWriteItem` deletes; the naive Scan + `DeleteItem` loop |
@@ -38,6 +39,7 @@ mod amplification;
 mod baselines;
 mod charts;
 mod child;
+mod codec;
 mod cost;
 mod data;
 mod lambda;
@@ -74,6 +76,7 @@ const SCENARIOS: &[&str] = &[
     "cost",
     "sizing",
     "owners",
+    "codec",
 ];
 
 fn parse_args() -> Result<Opts, String> {
@@ -138,6 +141,7 @@ async fn main() -> ExitCode {
             "cost" => cost::run(&mut report, opts.quick).await,
             "sizing" => sizing::run(&mut report, opts.quick).await,
             "owners" => owners::run(&mut report, opts.quick).await,
+            "codec" => codec::run(&mut report, opts.quick).await,
             _ => unreachable!("validated in parse_args"),
         }
     }
