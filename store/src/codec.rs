@@ -26,43 +26,59 @@
 //!   session of realistic JSON fits in one 400 KB item.
 //! - **Encryption** ([`Codec::with_encryption`]): every save is encrypted under the key
 //!   ring's primary key ([`KeyRing`]); data encrypted under any key in the ring decodes.
-//!   Data written before encryption was turned on (plain JSON) still reads, and is
-//!   encrypted by its next save.
+//!   Data not as the codec would write it (plain JSON, or under an older key) still
+//!   reads, and **that read re-encrypts it** under the primary key: one `UpdateItem` of
+//!   the data alone, conditional on the data read ([`Codec::is_current`]). So every
+//!   session in use is encrypted, or moved to a new key, by its next request, even one
+//!   that is only read or touched.
+//! - **Requiring it** ([`Codec::requiring_encryption`]): data that is not encrypted
+//!   loads as absent. Until then, anyone who can write to the table can plant plain JSON
+//!   of their choosing as a session's data; turn it on one session lifetime after
+//!   encryption.
 //!
 //! # Data that does not decode
 //!
-//! Truncated, altered, or moved from another item; a version or flags this build does
-//! not know; a key id not in the ring; encrypted data and no key ring; a decompression
-//! that fails or exceeds [`Codec::with_max_decoded_bytes`]: [`Codec::decode`] returns the
-//! [`CodecError`] naming it, and never panics. **The store loads such a session as
-//! absent**, with one warning naming the problem and the session (by its log label), and
-//! writes nothing to it: the app starts a new session under a new id, and the sweeper
-//! deletes the old item when it expires. So removing a key from the ring ends the
-//! sessions still under it, as signing out would, and a tampered item never reaches the
-//! app.
+//! Truncated, altered, or moved from another item; a version, flags or header this build
+//! does not know; a key id not in the ring; encrypted data and no key ring; data not
+//! encrypted where encryption is required; a decompression that fails or exceeds
+//! [`Codec::with_max_decoded_bytes`]: [`Codec::decode`] returns the [`CodecError`]
+//! naming it, and never panics. **The store loads such a session as absent**, with one
+//! warning naming the problem and the session (by its log label), and writes nothing to
+//! it: the app starts a new session under a new id, and the sweeper deletes the old item
+//! when it expires. So removing a key from the ring ends the sessions still under it, as
+//! signing out would, and a tampered item never reaches the app.
 //!
-//! # Key rotation
+//! What encryption does not stop: someone who can write to the table can still delete a
+//! session, change its expiry, or put back an older copy of the same session's item
+//! (a replay of its own earlier data, under its own key).
 //!
-//! 1. Generate key B ([`generate_key`], or 32 random bytes from your secret manager).
-//! 2. Deploy the ring `B` (primary) + `A`: new saves are under B, sessions under A still
-//!    load. The first save of a session after it is read re-encrypts it under B, even a
-//!    save of unchanged data, which would otherwise only touch its expiry
-//!    ([`Codec::is_current`]).
-//! 3. After one session lifetime (the store's default TTL, or your longest expiry),
-//!    sessions still under A are expired: deploy `B` alone. A session still under A then
-//!    loads as absent (its user signs in again).
+//! # Turning encryption on, and rotating keys, across a fleet
+//!
+//! Instances roll to a new configuration one at a time, so each step must leave every
+//! instance able to read what the others write:
+//!
+//! - **Turning it on**: (1) deploy the version that has the codec, with
+//!   [`Codec::with_decryption`] (reads encrypted data, writes none) and the ring; (2)
+//!   then [`Codec::with_encryption`]; (3) one session lifetime later,
+//!   [`Codec::requiring_encryption`].
+//! - **Rotating** from key A to key B ([`generate_key`], or 32 random bytes from your
+//!   secret manager): (1) deploy the ring `a,b` (A primary, B listed): nothing changes,
+//!   but every instance can read B; (2) deploy `b,a`: saves, and reads of sessions under
+//!   A, encrypt under B; (3) after one session lifetime (the store's default TTL, or your
+//!   longest expiry), deploy `b` alone. A session still under A then (one not used during
+//!   the whole lifetime) loads as absent, and its user signs in again.
 //!
 //! As an environment variable: `SESSION_ENCRYPTION_KEYS="b=<base64>,a=<base64>"`, the
-//! primary first ([`KeyRing::parse`]).
+//! primary first ([`KeyRing::parse`], [`KeyRing::from_env`]).
 //!
 //! # What a reader of the table learns
 //!
 //! The key is a hash of the id, the expiry and the owner (if used) are plaintext, and the
-//! data is ciphertext. Its length, and so roughly the length of the JSON (compressed,
-//! when compression is on), shows. Compression before encryption can leak, through the
-//! length, whether attacker-chosen data stored in a session matches a secret stored in
-//! the same session; if an attacker can both write into a session and read the table's
-//! item sizes, turn compression off ([`Codec::without_compression`]).
+//! data is ciphertext; the key id shows. Its length, and so roughly the length of the
+//! JSON (compressed, when compression is on), shows. Compression before encryption can
+//! leak, through the length, whether attacker-chosen data stored in a session matches a
+//! secret stored in the same session; if an attacker can both write into a session and
+//! read the table's item sizes, turn compression off ([`Codec::without_compression`]).
 
 use std::fmt;
 
@@ -102,6 +118,14 @@ pub enum CodecError {
     /// The bytes end before the header, the nonce or the tag does.
     #[error("the encoded data is truncated: {0}")]
     Truncated(&'static str),
+    /// The header is not one this codec writes (a key id of the wrong length or
+    /// characters).
+    #[error("the encoded data has a malformed header: {0}")]
+    MalformedHeader(&'static str),
+    /// Plain or unencrypted data read by a codec that requires encryption
+    /// ([`Codec::requiring_encryption`]).
+    #[error("the data is not encrypted, and this store accepts only encrypted data")]
+    NotEncrypted,
     /// A format version this build does not read.
     #[error("the encoded data has format version {0}; this build reads version {FORMAT_VERSION}")]
     UnknownVersion(u8),
@@ -178,16 +202,17 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, CodecError> {
         return Err(CodecError::Truncated("no key id"));
     };
     let id_len = usize::from(*id_len);
-    if id_len == 0 || id_len > MAX_KEY_ID_BYTES || rest.len() < id_len {
+    if id_len == 0 || id_len > MAX_KEY_ID_BYTES {
+        return Err(CodecError::MalformedHeader("the key id's length"));
+    }
+    if rest.len() < id_len {
         return Err(CodecError::Truncated("the key id"));
     }
     let (id, rest) = rest.split_at(id_len);
     let id = std::str::from_utf8(id)
         .ok()
         .filter(|id| valid_key_id(id))
-        .ok_or(CodecError::Truncated(
-            "the key id is not one this codec writes",
-        ))?;
+        .ok_or(CodecError::MalformedHeader("the key id's characters"))?;
     if rest.len() < NONCE_BYTES + TAG_BYTES {
         return Err(CodecError::Truncated("the nonce and tag"));
     }
@@ -217,6 +242,10 @@ pub struct Codec {
     compress_from: Option<usize>,
     #[cfg(feature = "codec")]
     keys: Option<KeyRing>,
+    /// Whether saves are encrypted (with `keys`); `false` with keys: decryption only.
+    encrypt: bool,
+    /// Whether data not encrypted is refused on reads.
+    require_encrypted: bool,
     max_decoded: usize,
 }
 
@@ -232,7 +261,10 @@ impl fmt::Debug for Codec {
         d.field("compress_from", &self.compress_from);
         #[cfg(feature = "codec")]
         d.field("keys", &self.keys);
-        d.field("max_decoded", &self.max_decoded).finish()
+        d.field("encrypt", &self.encrypt)
+            .field("require_encrypted", &self.require_encrypted)
+            .field("max_decoded", &self.max_decoded)
+            .finish()
     }
 }
 
@@ -243,6 +275,8 @@ impl Codec {
             compress_from: None,
             #[cfg(feature = "codec")]
             keys: None,
+            encrypt: false,
+            require_encrypted: false,
             max_decoded: DEFAULT_MAX_DECODED_BYTES,
         }
     }
@@ -269,10 +303,38 @@ impl Codec {
     }
 
     /// Encrypts every save under `keys`' primary key; decrypts under any of its keys.
+    /// Data written before (plain JSON, or compressed only) still reads, and is
+    /// encrypted by the first read that finds it ([`Codec::is_current`]); once every
+    /// session has been, refuse it with [`requiring_encryption`](Self::requiring_encryption).
     #[cfg(feature = "codec")]
     #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
     pub fn with_encryption(mut self, keys: KeyRing) -> Self {
         self.keys = Some(keys);
+        self.encrypt = true;
+        self
+    }
+
+    /// Decrypts under `keys`, and encrypts nothing: the first step of turning encryption
+    /// on across a fleet (deploy this everywhere, then
+    /// [`with_encryption`](Self::with_encryption)), so that no instance meets data it
+    /// cannot read while a deployment rolls.
+    #[cfg(feature = "codec")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
+    pub fn with_decryption(mut self, keys: KeyRing) -> Self {
+        self.keys = Some(keys);
+        self.encrypt = false;
+        self
+    }
+
+    /// Refuses data that is not encrypted: plain JSON, or compressed only, loads as
+    /// absent ([`CodecError::NotEncrypted`]). Without it, anyone who can write to the
+    /// table can replace a session's data with plain JSON of their choosing, which the
+    /// store would accept. Turn it on once every session has been encrypted: one session
+    /// lifetime after [`with_encryption`](Self::with_encryption).
+    #[cfg(feature = "codec")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
+    pub fn requiring_encryption(mut self) -> Self {
+        self.require_encrypted = true;
         self
     }
 
@@ -286,7 +348,7 @@ impl Codec {
     /// Whether saves are encrypted.
     pub fn encrypts(&self) -> bool {
         #[cfg(feature = "codec")]
-        return self.keys.is_some();
+        return self.encrypt && self.keys.is_some();
         #[cfg(not(feature = "codec"))]
         false
     }
@@ -296,24 +358,23 @@ impl Codec {
         self.compress_from.is_some() || self.encrypts()
     }
 
-    /// Whether `data` is encrypted as this codec encrypts saves: under the ring's
-    /// primary key when it encrypts, not at all when it does not. A store writes data
-    /// that is not back whole on its next save (instead of touching its expiry or
-    /// skipping), so that rotation, and turning encryption on, reach sessions whose data
-    /// never changes.
+    /// Whether `data` is as this codec would leave it: when it encrypts, encrypted under
+    /// the ring's primary key; when it does not, any form (a codec that does not encrypt
+    /// never rewrites what another instance encrypted). A store rewrites data that is not
+    /// when it reads it (one `UpdateItem`, conditional on the data read), so that
+    /// rotation, and turning encryption on, reach every session that is used, even one
+    /// whose data never changes or that is only touched.
     pub fn is_current(&self, data: &StoredData) -> bool {
-        let key_id = match data {
-            StoredData::Json(_) => None,
-            StoredData::Encoded(bytes) => match parse_header(bytes) {
-                Ok(header) => header.key.map(|(id, _)| id),
-                Err(_) => return false,
-            },
-        };
         #[cfg(feature = "codec")]
-        if let Some(keys) = &self.keys {
-            return key_id == Some(keys.primary_id());
+        if let (true, Some(keys)) = (self.encrypt, &self.keys) {
+            return match data {
+                StoredData::Json(_) => false,
+                StoredData::Encoded(bytes) => parse_header(bytes)
+                    .is_ok_and(|h| h.key.is_some_and(|(id, _)| id == keys.primary_id())),
+            };
         }
-        key_id.is_none()
+        let _ = data;
+        true
     }
 
     /// Encodes `json`, the data of the item under `item_key` (the table key, from
@@ -382,10 +443,16 @@ impl Codec {
     /// The [`CodecError`] naming why the data does not decode.
     pub fn decode(&self, item_key: &str, data: StoredData) -> Result<String, CodecError> {
         let bytes = match data {
+            StoredData::Json(_) if self.require_encrypted => {
+                return Err(CodecError::NotEncrypted);
+            }
             StoredData::Json(json) => return Ok(json),
             StoredData::Encoded(bytes) => bytes,
         };
         let header = parse_header(&bytes)?;
+        if self.require_encrypted && header.key.is_none() {
+            return Err(CodecError::NotEncrypted);
+        }
         let opened: Vec<u8>;
         let mut payload = header.payload;
         if let Some((id, nonce)) = header.key {
@@ -431,20 +498,28 @@ impl Codec {
 
 #[cfg(feature = "codec")]
 fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
-    // The frame's declared size, when it has one, is checked before allocating; a frame
-    // without one is decompressed into at most `limit` bytes.
-    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(payload)
-        && size > limit as u64
-    {
-        return Err(CodecError::TooLarge { limit });
+    use std::io::Read as _;
+    let too_large = CodecError::TooLarge { limit };
+    // A frame that declares its size (the codec's own do) is checked against the limit
+    // before anything is allocated, and decompressed in one call into exactly that.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(payload) {
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| *s <= limit)
+            .ok_or(too_large)?;
+        return zstd::bulk::decompress(payload, size)
+            .map_err(|e| CodecError::Decompress(e.to_string()));
     }
-    zstd::bulk::decompress(payload, limit).map_err(|e| {
-        if e.to_string().contains("Destination buffer is too small") {
-            CodecError::TooLarge { limit }
-        } else {
-            CodecError::Decompress(e.to_string())
-        }
-    })
+    // Otherwise streamed, reading at most one byte past the limit: memory grows with the
+    // output, never beyond the limit.
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::with_buffer(payload)
+        .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out))
+        .map_err(|e| CodecError::Decompress(e.to_string()))?;
+    if out.len() > limit {
+        return Err(too_large);
+    }
+    Ok(out)
 }
 
 #[cfg(not(feature = "codec"))]
@@ -565,16 +640,22 @@ impl KeyRing {
     /// [`CodecError::InvalidKeyRing`] naming the entry that is wrong (never the key).
     pub fn parse(spec: &str) -> Result<Self, CodecError> {
         let mut ring: Option<Self> = None;
+        // Entries are named by their position only: text that is not a valid id may be a
+        // key (`<key>` without its `id=`), and must never reach an error message.
         for (n, entry) in spec.split(',').map(str::trim).enumerate() {
-            let Some((id, key)) = entry.split_once('=') else {
+            let n = n + 1;
+            let Some((id, key)) = entry
+                .split_once('=')
+                .filter(|(id, _)| valid_key_id(id.trim()))
+            else {
                 return Err(CodecError::InvalidKeyRing(format!(
-                    "entry {} is not `id=<base64 key>`",
-                    n + 1
+                    "entry {n} is not `id=<base64 key>` with an id of 1 to {MAX_KEY_ID_BYTES} \
+                     ASCII letters, digits, `-`, `_` or `.`"
                 )));
             };
             let key = decode_key(key.trim()).ok_or_else(|| {
                 CodecError::InvalidKeyRing(format!(
-                    "the key of `{}` is not {KEY_BYTES} bytes of base64",
+                    "the key of entry {n} (`{}`) is not {KEY_BYTES} bytes of base64",
                     id.trim()
                 ))
             })?;
@@ -590,11 +671,15 @@ impl KeyRing {
     /// when it is unset or empty.
     ///
     /// # Errors
-    /// [`CodecError::InvalidKeyRing`], as [`parse`](Self::parse).
+    /// [`CodecError::InvalidKeyRing`], as [`parse`](Self::parse), and when the variable
+    /// is set but not Unicode (it is never silently ignored).
     pub fn from_env() -> Result<Option<Self>, CodecError> {
         match std::env::var(KEYS_ENV) {
             Ok(spec) if !spec.trim().is_empty() => Self::parse(&spec).map(Some),
-            _ => Ok(None),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(CodecError::InvalidKeyRing(format!(
+                "{KEYS_ENV} is set but not Unicode text"
+            ))),
         }
     }
 
@@ -760,6 +845,14 @@ mod tests {
         let decode = |b: &[u8]| codec.decode(KEY, StoredData::Encoded(b.to_vec()));
         assert!(matches!(decode(&[]), Err(CodecError::Truncated(_))));
         assert!(matches!(
+            decode(&[1, ENCRYPTED, 0]),
+            Err(CodecError::MalformedHeader(_))
+        ));
+        assert!(matches!(
+            decode(&[1, ENCRYPTED, 40]),
+            Err(CodecError::MalformedHeader(_))
+        ));
+        assert!(matches!(
             decode(&good[..good.len() - 1]),
             Err(CodecError::Tampered(_))
         ));
@@ -800,6 +893,81 @@ mod tests {
             codec.decode(KEY, stored),
             Err(CodecError::TooLarge { limit: 100_000 })
         );
+    }
+
+    #[test]
+    fn a_frame_without_its_size_is_streamed_up_to_the_limit() {
+        use std::io::Write as _;
+        let json = format!(r#"{{"z":"{}"}}"#, "0".repeat(50_000));
+        // A frame that does not declare its size, as another zstd writer may make.
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.write_all(json.as_bytes()).unwrap();
+        let frame = encoder.finish().unwrap();
+        assert!(matches!(
+            zstd::zstd_safe::get_frame_content_size(&frame),
+            Ok(None)
+        ));
+        let blob = [&[FORMAT_VERSION, COMPRESSED][..], &frame].concat();
+        assert_eq!(
+            Codec::new()
+                .decode(KEY, StoredData::Encoded(blob.clone()))
+                .unwrap(),
+            json
+        );
+        assert_eq!(
+            Codec::new()
+                .with_max_decoded_bytes(10_000)
+                .decode(KEY, StoredData::Encoded(blob)),
+            Err(CodecError::TooLarge { limit: 10_000 })
+        );
+    }
+
+    #[test]
+    fn requiring_encryption_refuses_plain_and_compressed_data() {
+        let strict = Codec::new().with_encryption(ring()).requiring_encryption();
+        assert_eq!(
+            strict.decode(KEY, StoredData::Json(json(1))),
+            Err(CodecError::NotEncrypted)
+        );
+        let compressed = Codec::new()
+            .with_compression_from(1)
+            .encode(KEY, json(40))
+            .unwrap();
+        assert!(matches!(compressed, StoredData::Encoded(_)));
+        assert_eq!(
+            strict.decode(KEY, compressed),
+            Err(CodecError::NotEncrypted)
+        );
+        let sealed = strict.encode(KEY, json(2)).unwrap();
+        assert_eq!(strict.decode(KEY, sealed).unwrap(), json(2));
+    }
+
+    #[test]
+    fn decryption_only_reads_everything_and_rewrites_nothing() {
+        let sealed = Codec::new()
+            .with_encryption(ring())
+            .encode(KEY, json(2))
+            .unwrap();
+        let staged = Codec::new().with_decryption(ring());
+        assert!(!staged.encrypts());
+        assert_eq!(
+            staged.encode(KEY, json(2)).unwrap(),
+            StoredData::Json(json(2))
+        );
+        assert_eq!(staged.decode(KEY, sealed.clone()).unwrap(), json(2));
+        assert!(staged.is_current(&sealed));
+        assert!(staged.is_current(&StoredData::Json(json(2))));
+        let encrypting = Codec::new().with_encryption(ring());
+        assert!(encrypting.is_current(&sealed));
+        assert!(!encrypting.is_current(&StoredData::Json(json(2))));
+        let rotated = Codec::new().with_encryption(
+            KeyRing::new("b", [9; 32])
+                .unwrap()
+                .with_older_key("a", [7; 32])
+                .unwrap(),
+        );
+        assert!(!rotated.is_current(&sealed));
     }
 
     #[test]
@@ -882,8 +1050,13 @@ mod tests {
             ("a", "not `id=<base64 key>`"),
             ("a=abc", "not 32 bytes"),
             (&format!("a={k},a={k}"), "listed twice"),
-            (&format!("a b={k}"), "key id `a b`"),
-            (&format!("={k}"), "key id ``"),
+            (&format!("a b={k}"), "entry 1 is not"),
+            (&format!("={k}"), "entry 1 is not"),
+            // A key without its id (padded base64 ends in `=`), or with `:`: the key
+            // must not be quoted back.
+            (&k.clone(), "entry 1 is not"),
+            (&format!("k1:{k}"), "entry 1 is not"),
+            (&format!("a={k},{k}"), "entry 2 is not"),
         ] {
             let err = KeyRing::parse(spec).unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");

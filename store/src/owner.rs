@@ -545,12 +545,22 @@ impl DynamoStore {
         self.find_owner(SessionData::value(&value))?.ok()
     }
 
-    /// Writes `owner` on the item under `key`, only if it still has no owner and the
-    /// data read: an `UpdateItem` of the owner attribute alone, which indexes the
-    /// session. A failure is logged, never the read's error: the session is then indexed
-    /// by its next whole write.
-    pub(crate) async fn adopt_owner(&self, key: &str, owner: String, data: StoredData) {
-        let result = self
+    /// Rewrites, on a read, what the item under `key` lacks: its data re-encoded (under
+    /// the codec's primary key, [`crate::Codec::is_current`]) and/or its owner (for a
+    /// session written before the store wrote owners, which indexes it). One
+    /// `UpdateItem` of those attributes alone, only if the item still holds the data read
+    /// (`old`) and, for the owner, still has none: a racing save or logout always wins.
+    /// A failure is logged, never the read's error: the next whole write does the same.
+    pub(crate) async fn rewrite_on_read(
+        &self,
+        key: &str,
+        old: StoredData,
+        data: Option<StoredData>,
+        owner: Option<String>,
+    ) {
+        let mut sets = Vec::new();
+        let mut condition = format!("{DATA_ALIAS} = :d");
+        let mut request = self
             .client
             .update_item()
             .table_name(self.table.as_ref())
@@ -558,28 +568,38 @@ impl DynamoStore {
                 self.schema.key_attribute(),
                 AttributeValue::S(key.to_owned()),
             )
-            .update_expression(format!("SET {OWNER_ALIAS} = :o"))
-            .condition_expression(format!(
-                "attribute_not_exists({OWNER_ALIAS}) AND {DATA_ALIAS} = :d"
-            ))
-            .expression_attribute_names(OWNER_ALIAS, self.schema.owner_attribute())
             .expression_attribute_names(DATA_ALIAS, self.schema.data_attribute())
-            .expression_attribute_values(":o", AttributeValue::S(owner))
-            .expression_attribute_values(":d", data.into_attribute())
+            .expression_attribute_values(":d", old.into_attribute());
+        let what = match (&data, &owner) {
+            (Some(_), Some(_)) => "re-encoded and indexed a session",
+            (Some(_), None) => "re-encoded a session under the codec's primary key",
+            _ => "indexed a session written before the store wrote owners",
+        };
+        if let Some(data) = data {
+            sets.push(format!("{DATA_ALIAS} = :n"));
+            request = request.expression_attribute_values(":n", data.into_attribute());
+        }
+        if let Some(owner) = owner {
+            sets.push(format!("{OWNER_ALIAS} = :o"));
+            condition.push_str(&format!(" AND attribute_not_exists({OWNER_ALIAS})"));
+            request = request
+                .expression_attribute_names(OWNER_ALIAS, self.schema.owner_attribute())
+                .expression_attribute_values(":o", AttributeValue::S(owner));
+        }
+        let result = request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression(condition)
             .send()
             .await;
         match result {
-            Ok(_) => tracing::debug!(
-                session = %self.schema.log_label(key),
-                "indexed a session written before the store wrote owners"
-            ),
+            Ok(_) => tracing::debug!(session = %self.schema.log_label(key), "{what}"),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
             Err(err) => tracing::warn!(
                 session = %self.schema.log_label(key),
-                "could not index a session written before the store wrote owners: {}",
+                "could not rewrite a session on read ({what}): {}",
                 Error::from_sdk("UpdateItem", &self.table, err)
             ),
         }

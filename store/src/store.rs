@@ -672,9 +672,11 @@ impl DynamoStore {
             self.cache.forget(key);
             return Ok(None);
         }
-        // Kept only when an owner may be adopted: the adoption is conditional on it.
-        let raw = (self.owner.is_some() && stored.owner.is_none()).then(|| stored.data.clone());
+        let adopt = self.owner.is_some() && stored.owner.is_none();
         let current = self.codec.is_current(&stored.data);
+        // The data as read, when this read may rewrite the item: the rewrite is
+        // conditional on it.
+        let raw = (adopt || !current).then(|| stored.data.clone());
         let data = match self.codec.decode(key, stored.data) {
             Ok(data) => data,
             Err(err) => {
@@ -688,22 +690,30 @@ impl DynamoStore {
                 return Ok(None);
             }
         };
-        if let Some(raw) = raw
-            && let Some(owner) = self.owner_in(&data)
-        {
+        if let Some(raw) = raw {
             // Written before this store wrote owners: indexed now, by this read, so that
             // revoke_all finds it even if no request ever saves it again.
-            self.adopt_owner(key, owner, raw).await;
+            let owner = if adopt { self.owner_in(&data) } else { None };
+            // Plain, or under an older key, while the codec encrypts under its primary:
+            // encrypted now, by this read, so that rotation reaches sessions that are only
+            // read or touched.
+            let recoded = if current {
+                None
+            } else {
+                match self.codec.encode(key, data.clone()) {
+                    Ok(recoded) => Some(recoded),
+                    Err(err) => {
+                        tracing::warn!(session = %self.schema.log_label(key), "could not re-encode session data: {err}");
+                        None
+                    }
+                }
+            };
+            if owner.is_some() || recoded.is_some() {
+                self.rewrite_on_read(key, raw, recoded, owner).await;
+            }
         }
-        if current {
-            self.cache
-                .record(key, self.cache.seen(&data, stored.expires));
-        } else {
-            // Plain, or under an older key, while the codec encrypts under another: the
-            // next save writes it whole, so it is re-encrypted even if its data never
-            // changes.
-            self.cache.forget(key);
-        }
+        self.cache
+            .record(key, self.cache.seen(&data, stored.expires));
         Ok(Some((data, stored.expires)))
     }
 

@@ -1,15 +1,16 @@
 //! Conditional deletes: an item goes only if its expiry is still below the cutoff and it
-//! still holds session data (the scan checked its type: plain `S` or encoded `B`), so a
-//! session refreshed since the scan, or an item rewritten without data, is never
-//! deleted.
+//! still has the session shape (its data attribute plain `S` or encoded `B`), so a
+//! session refreshed since the scan, or an item rewritten into another application's
+//! shape, is never deleted.
 //!
 //! Two strategies, chosen by [`DeleteStrategy`]:
 //!
 //! - **PartiQL batches**: `BatchExecuteStatement` with up to 25 statements
-//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ? AND
-//!   "<data>" IS NOT MISSING RETURNING ALL OLD *`. (Not the two types with an `OR`: a
-//!   PartiQL implementation we test against refuses an `OR` next to the key's equality;
-//!   `IS NOT MISSING` is standard PartiQL, and the scan has checked the type.)
+//!   `DELETE FROM "<table>" WHERE "<key>" = ? AND "<expires>" < ? AND "<data>" IS NOT
+//!   MISSING AND NOT attribute_type("<data>", 'N') AND …  RETURNING ALL OLD *`, the
+//!   data's type being neither of the eight DynamoDB types other than S and B
+//!   ([`NOT_DATA_TYPES`]): the shape, S or B, without an `OR`, which a PartiQL
+//!   implementation we test against refuses next to the key's equality.
 //!   Each statement succeeds or fails on its own: `ConditionalCheckFailed` means the
 //!   session was refreshed and is counted as skipped live; throttling and internal errors
 //!   of single statements are retried, just those statements, with back-off; any other
@@ -55,14 +56,23 @@ use crate::tally::Tally;
 /// PartiQL's limit of statements per `BatchExecuteStatement`.
 pub const BATCH_SIZE: usize = 25;
 
+/// The DynamoDB types a session's data attribute never has: all but `S` (plain) and `B`
+/// (encoded).
+pub const NOT_DATA_TYPES: [&str; 8] = ["N", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"];
+
 /// The PartiQL conditional delete of a session item of `schema` in `table`.
 pub fn delete_statement(table: &str, schema: &ItemSchema) -> String {
+    let data = quote(schema.data_attribute());
+    let shape: String = NOT_DATA_TYPES
+        .iter()
+        .map(|t| format!(" AND NOT attribute_type({data}, '{t}')"))
+        .collect();
     format!(
-        "DELETE FROM {} WHERE {} = ? AND {} < ? AND {} IS NOT MISSING RETURNING ALL OLD *",
+        "DELETE FROM {} WHERE {} = ? AND {} < ? AND {data} IS NOT MISSING{shape} \
+         RETURNING ALL OLD *",
         quote(table),
         quote(schema.key_attribute()),
         quote(schema.expires_attribute()),
-        quote(schema.data_attribute()),
     )
 }
 
@@ -386,7 +396,14 @@ mod tests {
     fn statements_quote_identifiers() {
         assert_eq!(
             delete_statement("sessions", &ItemSchema::new()),
-            r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ? AND "data" IS NOT MISSING RETURNING ALL OLD *"#
+            concat!(
+                r#"DELETE FROM "sessions" WHERE "id" = ? AND "expires" < ? AND "data" IS NOT MISSING"#,
+                r#" AND NOT attribute_type("data", 'N') AND NOT attribute_type("data", 'SS')"#,
+                r#" AND NOT attribute_type("data", 'NS') AND NOT attribute_type("data", 'BS')"#,
+                r#" AND NOT attribute_type("data", 'M') AND NOT attribute_type("data", 'L')"#,
+                r#" AND NOT attribute_type("data", 'NULL') AND NOT attribute_type("data", 'BOOL')"#,
+                r#" RETURNING ALL OLD *"#
+            )
         );
         let schema = ItemSchema::new()
             .with_key_attribute("we\"ird")
@@ -394,7 +411,14 @@ mod tests {
             .with_data_attribute("d");
         assert_eq!(
             delete_statement("t", &schema),
-            r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ? AND "d" IS NOT MISSING RETURNING ALL OLD *"#
+            concat!(
+                r#"DELETE FROM "t" WHERE "we""ird" = ? AND "e" < ? AND "d" IS NOT MISSING"#,
+                r#" AND NOT attribute_type("d", 'N') AND NOT attribute_type("d", 'SS')"#,
+                r#" AND NOT attribute_type("d", 'NS') AND NOT attribute_type("d", 'BS')"#,
+                r#" AND NOT attribute_type("d", 'M') AND NOT attribute_type("d", 'L')"#,
+                r#" AND NOT attribute_type("d", 'NULL') AND NOT attribute_type("d", 'BOOL')"#,
+                r#" RETURNING ALL OLD *"#
+            )
         );
     }
 }

@@ -255,14 +255,15 @@ async fn keeps_exactly_live_and_malformed_items() {
 }
 
 /// Refreshes the first expired key of the first page it sees, as a user request would;
-/// or, with `reshape`, rewrites it into another application's shape (no data attribute),
-/// still expired.
+/// or, with `reshape`, rewrites it into another application's shape (its data attribute
+/// removed, or replaced by one of another type), still expired.
 #[derive(Debug)]
 struct RefreshFirst {
     client: aws_sdk_dynamodb::Client,
     table: String,
     new_expiry: i64,
-    reshape: bool,
+    /// `Some(None)`: remove the data attribute; `Some(Some(v))`: set it to `v`.
+    reshape: Option<Option<AttributeValue>>,
     refreshed: Mutex<Option<String>>,
 }
 
@@ -282,10 +283,14 @@ impl PageHook for RefreshFirst {
             .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(key));
-        let update = if self.reshape {
-            update
-                .update_expression("REMOVE #d")
-                .expression_attribute_names("#d", "data")
+        let update = if let Some(reshape) = &self.reshape {
+            let update = update.expression_attribute_names("#d", "data");
+            match reshape {
+                None => update.update_expression("REMOVE #d"),
+                Some(value) => update
+                    .update_expression("SET #d = :d")
+                    .expression_attribute_values(":d", value.clone()),
+            }
         } else {
             update
                 .update_expression("SET #e = :e")
@@ -304,7 +309,7 @@ async fn refreshed_session_survives_the_delete_with_both_strategies() {
             client: table.client.clone(),
             table: table.name.clone(),
             new_expiry: now(&clock) + 3600,
-            reshape: false,
+            reshape: None,
             refreshed: Mutex::new(None),
         });
         let report = sweep_two_segments(&table, &clock, strategy, hook.clone()).await;
@@ -325,14 +330,24 @@ async fn refreshed_session_survives_the_delete_with_both_strategies() {
 #[tokio::test]
 async fn an_item_rewritten_into_another_shape_after_the_scan_is_not_deleted() {
     // The delete's condition checks the session shape too: an expired session that another
-    // application rewrote (no data attribute) between the scan and the delete is kept.
-    for strategy in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem] {
+    // application rewrote between the scan and the delete (no data attribute, or data of
+    // neither session type) is kept.
+    let reshapes = [
+        None,
+        Some(AttributeValue::M(Default::default())),
+        Some(n(7)),
+        Some(AttributeValue::Ss(vec!["x".into()])),
+    ];
+    for (strategy, reshape) in [DeleteStrategy::PartiqlBatch, DeleteStrategy::DeleteItem]
+        .into_iter()
+        .flat_map(|s| reshapes.iter().map(move |r| (s, r.clone())))
+    {
         let (table, schema, clock, seeded) = fixture("sweep-reshape", 4, 30).await;
         let hook = Arc::new(RefreshFirst {
             client: table.client.clone(),
             table: table.name.clone(),
             new_expiry: 0,
-            reshape: true,
+            reshape: Some(reshape.clone()),
             refreshed: Mutex::new(None),
         });
         let report = sweep_two_segments(&table, &clock, strategy, hook.clone()).await;
@@ -346,7 +361,7 @@ async fn an_item_rewritten_into_another_shape_after_the_scan_is_not_deleted() {
             "{strategy:?}"
         );
         let item = table.raw_get(&reshaped).await.expect("kept");
-        assert!(!item.contains_key("data"), "{strategy:?}: {item:?}");
+        assert_eq!(item.get("data"), reshape.as_ref(), "{strategy:?}");
     }
 }
 

@@ -77,7 +77,12 @@ async fn encrypted_data_holds_no_plaintext_and_reads_back() {
     store.put("sess-1", &data, None).await.unwrap();
     for item in table.scan_all().await {
         for (name, value) in &item {
-            let text = format!("{value:?}");
+            // Binary values as their bytes (the SDK's Debug prints hex), the others as
+            // the SDK prints them.
+            let text = match value {
+                AttributeValue::B(blob) => String::from_utf8_lossy(blob.as_ref()).into_owned(),
+                other => format!("{other:?}"),
+            };
             for needle in ["ferris", "secret-csrf", "visits", "sess-1"] {
                 assert!(!text.contains(needle), "`{name}` holds `{needle}`: {text}");
             }
@@ -92,7 +97,9 @@ async fn encrypted_data_holds_no_plaintext_and_reads_back() {
     assert_eq!(back.data, data);
     // A store without the key reads the session as absent, and writes nothing.
     let keyless = table.store();
+    table.requests.reset();
     assert!(keyless.get::<Value>("sess-1").await.unwrap().is_none());
+    assert_eq!(table.requests.writes(), 0);
     // Each save encrypts under a fresh nonce: the same data, different bytes.
     let first = stored(&table, &key_of("sess-1")).await;
     store.put("sess-1", &data, None).await.unwrap();
@@ -140,7 +147,7 @@ async fn a_megabyte_of_session_json_fits_in_one_item_compressed() {
 }
 
 #[tokio::test]
-async fn plain_items_written_before_the_codec_still_read_and_are_encrypted_by_their_first_save() {
+async fn plain_items_written_before_the_codec_still_read_and_are_encrypted_by_their_first_read() {
     let table = TestTable::new("codec-upgrade").await;
     let clock = clock_now();
     let before = table.store().with_clock(clock.clone());
@@ -157,17 +164,36 @@ async fn plain_items_written_before_the_codec_still_read_and_are_encrypted_by_th
         .store()
         .with_clock(clock.clone())
         .with_codec(Codec::new().with_encryption(ring_a()));
+    // Its first read encrypts it (one conditional UpdateItem of the data alone), so a
+    // session that is only read, or only touched, is encrypted too.
+    table.requests.reset();
     let loaded = after.load(&session.id).await.unwrap().unwrap();
     assert_eq!(loaded.data["visits"], json!(1));
-    // Its first save, even of unchanged data inside the throttling window (which on
-    // an encrypted item writes nothing), writes it whole, encrypted.
-    after.save(&loaded).await.unwrap();
+    assert_eq!(table.requests.count("UpdateItem"), 1);
     assert!(matches!(stored(&table, &key).await, StoredData::Encoded(_)));
+    // Then it is an encrypted session like any other: a read writes nothing, and an
+    // unchanged save inside the throttling window neither.
     table.requests.reset();
     let again = after.load(&session.id).await.unwrap().unwrap();
     assert_eq!(again.data["visits"], json!(1));
     after.save(&again).await.unwrap();
     assert_eq!(table.requests.writes(), 0, "then throttled as before");
+    // A store that requires encryption reads it; a plain item planted under its key is
+    // refused (loads as absent) rather than trusted.
+    let strict = table.store().with_clock(clock.clone()).with_codec(
+        Codec::new()
+            .with_encryption(ring_a())
+            .requiring_encryption(),
+    );
+    assert!(strict.load(&session.id).await.unwrap().is_some());
+    table
+        .raw_put(session_item(
+            &key,
+            r#"{"visits":1,"admin":true}"#,
+            clock.now().unix_timestamp() + 600,
+        ))
+        .await;
+    assert!(strict.load(&session.id).await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -187,11 +213,13 @@ async fn rotation_from_key_a_to_key_b_then_removing_a() {
         other => panic!("not encrypted: {other:?}"),
     };
 
-    // B becomes primary, A stays in the ring: every session loads; re-saved ones are under B.
+    // B becomes primary, A stays in the ring: sessions under A load, and are re-encrypted
+    // under B by that read (s2: read only); saves are under B (s0, s1). s3 is not used
+    // during the window, and stays under A.
     let rotating = table
         .store()
         .with_codec(Codec::new().with_encryption(ring_b_then_a()));
-    for i in 0..4 {
+    for i in 0..3 {
         let got = rotating.get::<Value>(&format!("s{i}")).await.unwrap();
         assert_eq!(got.unwrap().data, json!({ "n": i }));
     }
@@ -201,11 +229,6 @@ async fn rotation_from_key_a_to_key_b_then_removing_a() {
             .await
             .unwrap();
     }
-    // A save of unchanged data re-encrypts too (a whole put, not a touch): read, then
-    // saved back as it was.
-    let s2 = rotating.get::<Value>("s2").await.unwrap().unwrap();
-    let outcome = rotating.update("s2", &s2.data, None).await.unwrap();
-    assert_eq!(outcome, dynamo_session_store::WriteOutcome::Put);
     for i in 0..4 {
         let expected = if i < 3 { "b" } else { "a" };
         assert_eq!(
@@ -416,4 +439,65 @@ async fn the_sweeper_deletes_expired_sessions_in_both_forms_without_a_key() {
         assert_eq!(left, expected, "{strategy:?}");
         assert!(encoded.get::<Value>("e-live0").await.unwrap().is_some());
     }
+}
+
+#[tokio::test]
+async fn the_move_to_a_hashed_key_re_encrypts_under_the_new_key() {
+    use dynamo_session_store::schema::KeyMode;
+    let table = TestTable::new("codec-move").await;
+    let in_mode = |mode| {
+        table
+            .store()
+            .with_schema(ItemSchema::new().with_key_mode(mode))
+            .unwrap()
+            .with_codec(Codec::new().with_encryption(ring_a()))
+    };
+    // Written by a plain-key deployment with encryption: the blob is bound to the plain
+    // key, so moved as it is, it would not decrypt.
+    in_mode(KeyMode::Plain)
+        .put("legacy-id", &json!({ "n": 1 }), None)
+        .await
+        .unwrap();
+    let plain = stored(&table, "legacy-id").await;
+    assert!(matches!(plain, StoredData::Encoded(_)));
+    let window = in_mode(KeyMode::HashedReadingPlain);
+    let got = window.get::<Value>("legacy-id").await.unwrap().unwrap();
+    assert_eq!(got.data, json!({ "n": 1 }));
+    assert!(table.raw_get("legacy-id").await.is_none(), "moved");
+    let moved = stored(&table, &key_of("legacy-id")).await;
+    assert_ne!(moved, plain, "encrypted again, for its new key");
+    let hashed = in_mode(KeyMode::Hashed);
+    let got = hashed.get::<Value>("legacy-id").await.unwrap().unwrap();
+    assert_eq!(got.data, json!({ "n": 1 }));
+}
+
+#[tokio::test]
+async fn one_read_both_indexes_and_encrypts_a_session_written_before_either() {
+    let table = TestTable::with_owner_index("codec-owner").await;
+    table
+        .store()
+        .put("old-login", &json!({ "user": "u-7", "n": 1 }), None)
+        .await
+        .unwrap();
+    let store = table
+        .store()
+        .with_owner(|data| data.get("user"))
+        .with_codec(Codec::new().with_encryption(ring_a()));
+    table.requests.reset();
+    let got = store.get::<Value>("old-login").await.unwrap().unwrap();
+    assert_eq!(got.data["n"], json!(1));
+    assert_eq!(
+        table.requests.count("UpdateItem"),
+        1,
+        "one request for both"
+    );
+    let item = table.raw_get(&key_of("old-login")).await.unwrap();
+    assert_eq!(item.get("owner"), Some(&s("u-7")));
+    assert!(matches!(item.get("data"), Some(AttributeValue::B(_))));
+    let listed = store.sessions_of("u-7").collect().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // Read again: nothing left to rewrite.
+    table.requests.reset();
+    store.get::<Value>("old-login").await.unwrap().unwrap();
+    assert_eq!(table.requests.writes(), 0);
 }
