@@ -15,7 +15,7 @@
 //! futures need not be `Send`, and actix runs one single-threaded runtime per worker: the
 //! store needs nothing more than the runtime it is called on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
@@ -43,8 +43,7 @@ fn fresh_key() -> String {
 
 /// The state as JSON, with keys in sorted order so unchanged state always encodes the same.
 fn encode_state(state: &HashMap<String, String>) -> Result<String, Error> {
-    let sorted: BTreeMap<&String, &String> = state.iter().collect();
-    serde_json::to_string(&sorted).map_err(Error::Encode)
+    crate::store::sorted_json(state, None)
 }
 
 /// Whether `err` is about the session's data rather than the table.

@@ -14,20 +14,22 @@
 //! version: there is no second copy of create, save, load or delete. Each instance also
 //! maps [`Error`] into that version's `session_store::Error`, in one `From` impl.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::owner::SessionData;
-use crate::store::{DynamoStore, Mode, WriteOutcome};
+use crate::store::{DynamoStore, Mode, WriteOutcome, sorted_json};
 
 /// How many fresh ids `SessionStore::create` tries before giving up.
 const MAX_CREATE_ATTEMPTS: u32 = 8;
 
 /// Session data as JSON, with keys in sorted order so unchanged data always encodes the
 /// same (a `HashMap` iterates in a random order).
-fn encode_data(data: &HashMap<String, serde_json::Value>) -> Result<String, Error> {
-    let sorted: BTreeMap<&String, &serde_json::Value> = data.iter().collect();
-    serde_json::to_string(&sorted).map_err(Error::Encode)
+fn encode_data(
+    data: &HashMap<String, serde_json::Value>,
+    len_hint: Option<usize>,
+) -> Result<String, Error> {
+    sorted_json(data, len_hint)
 }
 
 /// `SessionStore` for `DynamoStore`, and `From<Error>` for the session store error, of the
@@ -51,7 +53,7 @@ macro_rules! session_store_for {
                 &self,
                 record: &mut $core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let json = encode_data(&record.data)?;
+                let json = encode_data(&record.data, None)?;
                 let expires = record.expiry_date.unix_timestamp();
                 for _ in 0..MAX_CREATE_ATTEMPTS {
                     let key = self.schema.key_for(&record.id.to_string())?;
@@ -78,7 +80,7 @@ macro_rules! session_store_for {
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
                 let key = self.schema.key_for(&record.id.to_string())?;
-                let json = encode_data(&record.data)?;
+                let json = encode_data(&record.data, self.cache.len_hint(&key))?;
                 let owner = self.owner_of(&key, SessionData::map(&record.data));
                 let expires = record.expiry_date.unix_timestamp();
                 let outcome = self.write(key, json, expires, Mode::Update, owner).await?;
@@ -141,8 +143,8 @@ mod tests {
         for (k, v) in [("c", 5), ("q", 4), ("m", 3), ("a", 2), ("z", 1)] {
             b.insert(k.to_owned(), serde_json::json!(v));
         }
-        let encoded = encode_data(&a).unwrap();
-        assert_eq!(encoded, encode_data(&b).unwrap());
+        let encoded = encode_data(&a, None).unwrap();
+        assert_eq!(encoded, encode_data(&b, Some(3)).unwrap());
         assert_eq!(encoded, r#"{"a":2,"c":5,"m":3,"q":4,"z":1}"#);
     }
 }

@@ -20,6 +20,21 @@ use crate::owner::{DEFAULT_OWNER_INDEX, OwnerFn, SessionData};
 use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, Item, ItemSchema, KEY_ALIAS as KEY};
 use crate::throttle::{Plan, Seen, WriteCache, plan};
 
+/// A framework's session map as JSON, keys in sorted order (a `HashMap` iterates in a
+/// random order), so unchanged data always encodes, and fingerprints, the same. Written
+/// into a buffer of `len_hint` bytes plus an eighth when given (the length last seen for
+/// the session), so a large session is encoded without the buffer doubling its way up.
+pub(crate) fn sorted_json<V: Serialize>(
+    map: &HashMap<String, V>,
+    len_hint: Option<usize>,
+) -> Result<String, Error> {
+    let sorted: std::collections::BTreeMap<&String, &V> = map.iter().collect();
+    let capacity = len_hint.map_or(128, |n| n.saturating_add(n / 8).saturating_add(64));
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, &sorted).map_err(Error::Encode)?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
 /// Default lifetime of a record saved without an expiry: two weeks, as in the original.
 pub const DEFAULT_TTL: StdDuration = StdDuration::from_secs(14 * 24 * 60 * 60);
 /// Default throttling window: 10 seconds, as in the original's `touchAfter`.

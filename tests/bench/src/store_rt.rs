@@ -2,10 +2,12 @@
 //! against raw `GetItem` + `PutItem` of the same payload through the SDK.
 //!
 //! Every store save changes the data (a counter), so every round trip really writes: this
-//! measures the store's overhead (JSON, conditions, throttling bookkeeping), not its
-//! throttling. The same store with plain keys runs in the same rounds: what hashing the
-//! id (SHA-256 per call) costs. The two paths run in alternating rounds and their times are summed, so a
-//! noisy moment hurts both alike.
+//! measures the store's own client-side cost (JSON through tower-sessions' map, keys,
+//! throttling bookkeeping), not its throttling, against raw calls carrying the same save
+//! condition (`attribute_exists(#k) AND #e > :now`), which the server evaluates either way.
+//! The same store with plain keys shows what hashing the id (SHA-256 per call) costs. The
+//! four paths take turns round trip by round trip (each round starting with the next
+//! one), and each path's times are summed, so a noisy moment hurts all alike.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,9 @@ use dynamo_session_store::{Clock, ItemSchema, SystemClock};
 
 use crate::report::{Report, Row};
 
-const TARGET_RATIO: f64 = 0.90;
+/// The store against raw calls with the same save condition: at most 5% spent in the
+/// store.
+const TARGET_RATIO: f64 = 0.95;
 
 pub async fn run(report: &mut Report, quick: bool) {
     let rounds = if quick { 2 } else { 5 };
@@ -63,26 +67,33 @@ pub async fn run(report: &mut Report, quick: bool) {
         let mut cond_time = Duration::ZERO;
         let now = SystemClock.now().unix_timestamp();
         let mut n = 0_u64;
-        for _ in 0..rounds {
-            store_time += store_round_trips(&store, id, ops, &mut n).await;
-            plain_time += store_round_trips(&plain, plain_id, ops, &mut n).await;
-
-            raw_time += raw_round_trips(&table, raw_key, &raw_data, ops, None).await;
-            cond_time += raw_round_trips(&table, raw_key, &raw_data, ops, Some(now)).await;
+        for round in 0..rounds * ops {
+            // One round trip of each path, starting with a different one each time.
+            for path in (0..4).map(|i| (i + round) % 4) {
+                match path {
+                    0 => store_time += store_round_trips(&store, id, 1, &mut n).await,
+                    1 => plain_time += store_round_trips(&plain, plain_id, 1, &mut n).await,
+                    2 => raw_time += raw_round_trips(&table, raw_key, &raw_data, 1, None).await,
+                    _ => {
+                        cond_time +=
+                            raw_round_trips(&table, raw_key, &raw_data, 1, Some(now)).await;
+                    }
+                }
+            }
         }
         let total = f64::from(rounds * ops);
         let store_rate = total / store_time.as_secs_f64();
         let raw_rate = total / raw_time.as_secs_f64();
         let cond_rate = total / cond_time.as_secs_f64();
-        let ratio = store_rate / raw_rate;
+        let ratio = store_rate / cond_rate;
         report.push(Row {
             scenario: "1 store".into(),
             case: format!("load+save round trips, payload {label}"),
             value: store_rate,
             unit: "rt/s".into(),
-            baseline: Some(raw_rate),
+            baseline: Some(cond_rate),
             ratio: Some(ratio),
-            target: Some(format!(">= {TARGET_RATIO:.2}x raw")),
+            target: Some(format!(">= {TARGET_RATIO:.2}x raw, same condition")),
             met: Some(ratio >= TARGET_RATIO),
             detail: None,
         });
@@ -98,11 +109,11 @@ pub async fn run(report: &mut Report, quick: bool) {
             met: Some(store_rate / plain_rate >= 0.98),
             detail: None,
         });
-        // Where the gap goes: the same raw calls, but the PutItem carries the store's
-        // save condition (exists and unexpired), which the server has to evaluate.
+        // What the save condition costs the server: raw calls with it against raw calls
+        // without it.
         report.push(Row {
             scenario: "1 store".into(),
-            case: format!("  raw with the store's save condition, {label}"),
+            case: format!("  raw with the store's save condition vs without, {label}"),
             value: cond_rate,
             unit: "rt/s".into(),
             baseline: Some(raw_rate),
