@@ -29,8 +29,10 @@
 //!   Data not as the codec would write it (plain JSON, or under an older key) still
 //!   reads, and **that read re-encrypts it** under the primary key: one `UpdateItem` of
 //!   the data alone, conditional on the data read ([`Codec::is_current`]). So every
-//!   session in use is encrypted, or moved to a new key, by its next request, even one
-//!   that is only read or touched.
+//!   session in use is encrypted, or moved to a new key, by its next request that loads
+//!   it, even one that only reads it or then only touches its expiry (actix-session's
+//!   `update_ttl` follows a load). A bare [`DynamoStore::touch`](crate::DynamoStore::touch)
+//!   reads nothing, and so re-encrypts nothing.
 //! - **Requiring it** ([`Codec::requiring_encryption`]): data that is not encrypted
 //!   loads as absent. Until then, anyone who can write to the table can plant plain JSON
 //!   of their choosing as a session's data; turn it on one session lifetime after
@@ -327,7 +329,9 @@ impl Codec {
     }
 
     /// Refuses data that is not encrypted: plain JSON, or compressed only, loads as
-    /// absent ([`CodecError::NotEncrypted`]). Without it, anyone who can write to the
+    /// absent ([`CodecError::NotEncrypted`]). Applies with
+    /// [`with_encryption`](Self::with_encryption) only
+    /// ([`requires_encryption`](Self::requires_encryption)). Without it, anyone who can write to the
     /// table can replace a session's data with plain JSON of their choosing, which the
     /// store would accept. Turn it on once every session has been encrypted: one session
     /// lifetime after [`with_encryption`](Self::with_encryption).
@@ -353,6 +357,14 @@ impl Codec {
         false
     }
 
+    /// Whether reads refuse data that is not encrypted:
+    /// [`requiring_encryption`](Self::requiring_encryption) on a codec that encrypts. On
+    /// one that does not (no keys, or decryption only) it would refuse the plain data it
+    /// writes itself, so it does not apply.
+    pub fn requires_encryption(&self) -> bool {
+        self.require_encrypted && self.encrypts()
+    }
+
     /// Whether this codec writes anything but plain JSON.
     pub fn is_on(&self) -> bool {
         self.compress_from.is_some() || self.encrypts()
@@ -362,8 +374,8 @@ impl Codec {
     /// the ring's primary key; when it does not, any form (a codec that does not encrypt
     /// never rewrites what another instance encrypted). A store rewrites data that is not
     /// when it reads it (one `UpdateItem`, conditional on the data read), so that
-    /// rotation, and turning encryption on, reach every session that is used, even one
-    /// whose data never changes or that is only touched.
+    /// rotation, and turning encryption on, reach every session that is loaded, even one
+    /// whose data never changes.
     pub fn is_current(&self, data: &StoredData) -> bool {
         #[cfg(feature = "codec")]
         if let (true, Some(keys)) = (self.encrypt, &self.keys) {
@@ -408,7 +420,8 @@ impl Codec {
                     flags |= COMPRESSED;
                 }
             }
-            let Some(keys) = &self.keys else {
+            // Keys held for decryption only ([`Codec::with_decryption`]) never encrypt.
+            let Some(keys) = self.keys.as_ref().filter(|_| self.encrypt) else {
                 if flags == 0 {
                     // Compression did not pay: plain JSON it stays.
                     let json = String::from_utf8(payload).expect("it was a String");
@@ -443,14 +456,14 @@ impl Codec {
     /// The [`CodecError`] naming why the data does not decode.
     pub fn decode(&self, item_key: &str, data: StoredData) -> Result<String, CodecError> {
         let bytes = match data {
-            StoredData::Json(_) if self.require_encrypted => {
+            StoredData::Json(_) if self.requires_encryption() => {
                 return Err(CodecError::NotEncrypted);
             }
             StoredData::Json(json) => return Ok(json),
             StoredData::Encoded(bytes) => bytes,
         };
         let header = parse_header(&bytes)?;
-        if self.require_encrypted && header.key.is_none() {
+        if self.requires_encryption() && header.key.is_none() {
             return Err(CodecError::NotEncrypted);
         }
         let opened: Vec<u8>;
@@ -514,7 +527,10 @@ fn decompress(payload: &[u8], limit: usize) -> Result<Vec<u8>, CodecError> {
     // output, never beyond the limit.
     let mut out = Vec::new();
     zstd::stream::read::Decoder::with_buffer(payload)
-        .and_then(|d| d.take(limit as u64 + 1).read_to_end(&mut out))
+        .and_then(|d| {
+            d.take((limit as u64).saturating_add(1))
+                .read_to_end(&mut out)
+        })
         .map_err(|e| CodecError::Decompress(e.to_string()))?;
     if out.len() > limit {
         return Err(too_large);
@@ -655,8 +671,7 @@ impl KeyRing {
             };
             let key = decode_key(key.trim()).ok_or_else(|| {
                 CodecError::InvalidKeyRing(format!(
-                    "the key of entry {n} (`{}`) is not {KEY_BYTES} bytes of base64",
-                    id.trim()
+                    "the key of entry {n} is not {KEY_BYTES} bytes of base64"
                 ))
             })?;
             ring = Some(match ring {
@@ -958,6 +973,19 @@ mod tests {
         assert_eq!(staged.decode(KEY, sealed.clone()).unwrap(), json(2));
         assert!(staged.is_current(&sealed));
         assert!(staged.is_current(&StoredData::Json(json(2))));
+        // Compression with keys held for decryption: compressed, never encrypted.
+        let compressing = Codec::new()
+            .with_compression_from(1)
+            .with_decryption(ring());
+        let StoredData::Encoded(bytes) = compressing.encode(KEY, json(40)).unwrap() else {
+            panic!("compressed");
+        };
+        assert_eq!(&bytes[..2], &[FORMAT_VERSION, COMPRESSED]);
+        // Requiring encryption does not apply where nothing is encrypted: such a codec
+        // would refuse the plain data it writes itself.
+        let odd = Codec::new().with_decryption(ring()).requiring_encryption();
+        assert!(!odd.requires_encryption());
+        assert_eq!(odd.decode(KEY, StoredData::Json(json(2))).unwrap(), json(2));
         let encrypting = Codec::new().with_encryption(ring());
         assert!(encrypting.is_current(&sealed));
         assert!(!encrypting.is_current(&StoredData::Json(json(2))));

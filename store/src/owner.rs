@@ -550,14 +550,14 @@ impl DynamoStore {
     /// session written before the store wrote owners, which indexes it). One
     /// `UpdateItem` of those attributes alone, only if the item still holds the data read
     /// (`old`) and, for the owner, still has none: a racing save or logout always wins.
-    /// A failure is logged, never the read's error: the next whole write does the same.
+    /// Whether it applied; a failure is logged, never the read's error.
     pub(crate) async fn rewrite_on_read(
         &self,
         key: &str,
         old: StoredData,
         data: Option<StoredData>,
         owner: Option<String>,
-    ) {
+    ) -> bool {
         let mut sets = Vec::new();
         let mut condition = format!("{DATA_ALIAS} = :d");
         let mut request = self
@@ -592,16 +592,25 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => tracing::debug!(session = %self.schema.log_label(key), "{what}"),
+            Ok(_) => {
+                tracing::debug!(session = %self.schema.log_label(key), "{what}");
+                true
+            }
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-            Err(err) => tracing::warn!(
-                session = %self.schema.log_label(key),
-                "could not rewrite a session on read ({what}): {}",
-                Error::from_sdk("UpdateItem", &self.table, err)
-            ),
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                false
+            }
+            Err(err) => {
+                tracing::warn!(
+                    session = %self.schema.log_label(key),
+                    "could not rewrite a session on read ({what}): {}",
+                    Error::from_sdk("UpdateItem", &self.table, err)
+                );
+                false
+            }
         }
     }
 

@@ -17,7 +17,9 @@ use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::owner::{DEFAULT_OWNER_INDEX, OwnerFn, SessionData};
-use crate::schema::{EXPIRES_ALIAS as EXPIRES, Expiry, Item, ItemSchema, KEY_ALIAS as KEY};
+use crate::schema::{
+    EXPIRES_ALIAS as EXPIRES, Expiry, Item, ItemSchema, KEY_ALIAS as KEY, StoredData,
+};
 use crate::throttle::{Plan, Seen, WriteCache, plan};
 
 /// A framework's session map as JSON, keys in sorted order (a `HashMap` iterates in a
@@ -711,25 +713,67 @@ impl DynamoStore {
             let owner = if adopt { self.owner_in(&data) } else { None };
             // Plain, or under an older key, while the codec encrypts under its primary:
             // encrypted now, by this read, so that rotation reaches sessions that are only
-            // read or touched.
+            // loaded (and then, maybe, touched).
             let recoded = if current {
                 None
             } else {
-                match self.codec.encode(key, data.clone()) {
-                    Ok(recoded) => Some(recoded),
-                    Err(err) => {
-                        tracing::warn!(session = %self.schema.log_label(key), "could not re-encode session data: {err}");
-                        None
-                    }
-                }
+                self.recoded(
+                    key,
+                    &data,
+                    stored.expires,
+                    stored.owner.as_deref(),
+                    owner.as_deref(),
+                )
             };
-            if owner.is_some() || recoded.is_some() {
-                self.rewrite_on_read(key, raw, recoded, owner).await;
+            let rewrote = if owner.is_some() || recoded.is_some() {
+                self.rewrite_on_read(key, raw, recoded, owner).await
+            } else {
+                false
+            };
+            if !current && !rewrote {
+                // Still not as the codec writes it: the next save writes it whole, which
+                // re-encodes it, instead of a touch or nothing.
+                self.cache.forget(key);
+                return Ok(Some((data, stored.expires)));
             }
         }
         self.cache
             .record(key, self.cache.seen(&data, stored.expires));
         Ok(Some((data, stored.expires)))
+    }
+
+    /// `data` encoded again for the item under `key`, if the item then still fits in
+    /// DynamoDB's limit (with its owner, `stored_owner` or `new_owner`, and room for a
+    /// claim token it may carry); `None`, logged, otherwise.
+    fn recoded(
+        &self,
+        key: &str,
+        data: &str,
+        expires: i64,
+        stored_owner: Option<&str>,
+        new_owner: Option<&str>,
+    ) -> Option<StoredData> {
+        let label = || self.schema.log_label(key);
+        let recoded = match self.codec.encode(key, data.to_owned()) {
+            Ok(recoded) => recoded,
+            Err(err) => {
+                tracing::warn!(session = %label(), "could not re-encode session data: {err}");
+                return None;
+            }
+        };
+        let size = self.schema.item_size(key, recoded.len(), expires)
+            + stored_owner
+                .or(new_owner)
+                .map_or(0, |o| self.schema.owner_size(o))
+            + self.schema.claim_size();
+        if size > crate::schema::MAX_ITEM_BYTES {
+            tracing::warn!(
+                session = %label(),
+                "not re-encoding session data on read: the item would be {size} bytes, over DynamoDB's limit"
+            );
+            return None;
+        }
+        Some(recoded)
     }
 
     /// Writes a session item (already keyed, its data encoded, its owner found), throttled

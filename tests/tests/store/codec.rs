@@ -501,3 +501,46 @@ async fn one_read_both_indexes_and_encrypts_a_session_written_before_either() {
     store.get::<Value>("old-login").await.unwrap().unwrap();
     assert_eq!(table.requests.writes(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_on_read_that_loses_a_race_leaves_the_next_save_to_encrypt() {
+    use integration_tests::observe::BeforeFirst;
+    let table = TestTable::new("codec-race").await;
+    let clock = clock_now();
+    let expires = clock.now().unix_timestamp() + 3600;
+    let key = key_of("raced");
+    table
+        .raw_put(session_item(&key, r#"{"n":1}"#, expires))
+        .await;
+    // Another instance saves the same session (the same data, written differently) just
+    // before this read's rewrite is sent: the rewrite's condition fails, and must not win.
+    let raw = table.client.clone();
+    let (name, racing_key) = (table.name.clone(), key.clone());
+    let meanwhile = BeforeFirst::new(
+        "UpdateItem",
+        BeforeFirst::blocking(async move {
+            raw.put_item()
+                .table_name(name)
+                .set_item(Some(session_item(&racing_key, r#"{ "n": 1 }"#, expires)))
+                .send()
+                .await
+                .unwrap();
+        }),
+    );
+    let store = DynamoStore::new(meanwhile.client(&table.client), &table.name)
+        .with_clock(clock.clone())
+        .with_codec(Codec::new().with_encryption(ring_a()));
+    let got = store.get::<Value>("raced").await.unwrap().unwrap();
+    assert!(meanwhile.ran());
+    assert_eq!(got.data, json!({ "n": 1 }));
+    assert_eq!(
+        stored(&table, &key).await,
+        r#"{ "n": 1 }"#,
+        "the racing save won"
+    );
+    // The read was not recorded as current: an unchanged save now writes the whole item,
+    // encrypted, rather than skipping it.
+    let outcome = store.update("raced", &got.data, None).await.unwrap();
+    assert_eq!(outcome, dynamo_session_store::WriteOutcome::Put);
+    assert!(matches!(stored(&table, &key).await, StoredData::Encoded(_)));
+}
