@@ -26,6 +26,11 @@ use crate::throttle::{Plan, Seen, WriteCache, plan};
 /// random order), so unchanged data always encodes, and fingerprints, the same. Written
 /// into a buffer of `len_hint` bytes plus an eighth when given (the length last seen for
 /// the session), so a large session is encoded without the buffer doubling its way up.
+#[cfg(any(
+    feature = "tower-sessions",
+    feature = "tower-sessions-014",
+    feature = "actix-session"
+))]
 pub(crate) fn sorted_json<V: Serialize>(
     map: &HashMap<String, V>,
     len_hint: Option<usize>,

@@ -103,6 +103,11 @@ impl WriteCache {
     /// The length of the data JSON last seen for `key`: a buffer size that lets the next
     /// encoding of the session's data be written without growing (and, for large
     /// sessions, without the allocator mapping and faulting in fresh pages each time).
+    #[cfg(any(
+        feature = "tower-sessions",
+        feature = "tower-sessions-014",
+        feature = "actix-session"
+    ))]
     pub(crate) fn len_hint(&self, key: &str) -> Option<usize> {
         self.lock().peek(key).map(|seen| seen.len)
     }
