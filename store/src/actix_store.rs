@@ -42,8 +42,8 @@ fn fresh_key() -> String {
 }
 
 /// The state as JSON, with keys in sorted order so unchanged state always encodes the same.
-fn encode_state(state: &HashMap<String, String>, len_hint: Option<usize>) -> Result<String, Error> {
-    crate::store::sorted_json(state, len_hint)
+fn encode_state(state: &HashMap<String, String>) -> Result<String, Error> {
+    crate::store::sorted_json(state)
 }
 
 /// Whether `err` is about the session's data rather than the table.
@@ -122,7 +122,7 @@ impl SessionStore for DynamoStore {
         else {
             return Ok(None);
         };
-        let state = serde_json::from_str(&json).map_err(|e| {
+        let state = crate::store::parse_session_map(&json).map_err(|e| {
             LoadError::Deserialization(
                 Error::Decode {
                     attribute: self.schema.data_attribute().to_owned(),
@@ -140,8 +140,7 @@ impl SessionStore for DynamoStore {
         session_state: HashMap<String, String>,
         ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
-        let json =
-            encode_state(&session_state, None).map_err(|e| SaveError::Serialization(e.into()))?;
+        let json = encode_state(&session_state).map_err(|e| SaveError::Serialization(e.into()))?;
         let owner = self.actix_owner("(new session)", &session_state);
         self.save_fresh(json, self.actix_expiry(ttl), owner)
             .await
@@ -167,11 +166,7 @@ impl SessionStore for DynamoStore {
                 UpdateError::Other(e.into())
             }
         };
-        // The length last seen for this session sizes the buffer (none for a key that is
-        // not a valid id: `key_for` refuses it below, with its error).
-        let hint = (self.schema.key_for(session_key.as_ref()).ok())
-            .and_then(|key| self.cache.len_hint(&key));
-        let json = encode_state(&session_state, hint).map_err(update_error)?;
+        let json = encode_state(&session_state).map_err(update_error)?;
         let expires = self.actix_expiry(ttl);
         let owner = self.actix_owner(session_key.as_ref(), &session_state);
         let outcome = match self.schema.key_for(session_key.as_ref()) {
@@ -226,6 +221,6 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        assert_eq!(encode_state(&a, None).unwrap(), r#"{"a":"\"x\"","z":"1"}"#);
+        assert_eq!(encode_state(&a).unwrap(), r#"{"a":"\"x\"","z":"1"}"#);
     }
 }

@@ -18,18 +18,15 @@ use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::owner::SessionData;
-use crate::store::{DynamoStore, Mode, WriteOutcome, sorted_json};
+use crate::store::{DynamoStore, Mode, WriteOutcome, parse_session_map, sorted_json};
 
 /// How many fresh ids `SessionStore::create` tries before giving up.
 const MAX_CREATE_ATTEMPTS: u32 = 8;
 
 /// Session data as JSON, with keys in sorted order so unchanged data always encodes the
 /// same (a `HashMap` iterates in a random order).
-fn encode_data(
-    data: &HashMap<String, serde_json::Value>,
-    len_hint: Option<usize>,
-) -> Result<String, Error> {
-    sorted_json(data, len_hint)
+fn encode_data(data: &HashMap<String, serde_json::Value>) -> Result<String, Error> {
+    sorted_json(data)
 }
 
 /// `SessionStore` for `DynamoStore`, and `From<Error>` for the session store error, of the
@@ -53,7 +50,7 @@ macro_rules! session_store_for {
                 &self,
                 record: &mut $core::session::Record,
             ) -> $core::session_store::Result<()> {
-                let json = encode_data(&record.data, None)?;
+                let json = encode_data(&record.data)?;
                 let expires = record.expiry_date.unix_timestamp();
                 for _ in 0..MAX_CREATE_ATTEMPTS {
                     let key = self.schema.key_for(&record.id.to_string())?;
@@ -80,7 +77,7 @@ macro_rules! session_store_for {
                 record: &$core::session::Record,
             ) -> $core::session_store::Result<()> {
                 let key = self.schema.key_for(&record.id.to_string())?;
-                let json = encode_data(&record.data, self.cache.len_hint(&key))?;
+                let json = encode_data(&record.data)?;
                 let owner = self.owner_of(&key, SessionData::map(&record.data));
                 let expires = record.expiry_date.unix_timestamp();
                 let outcome = self.write(key, json, expires, Mode::Update, owner).await?;
@@ -100,7 +97,7 @@ macro_rules! session_store_for {
                 let Some((json, expires)) = self.read_id(&session_id.to_string()).await? else {
                     return Ok(None);
                 };
-                let data = serde_json::from_str(&json).map_err(|e| Error::Decode {
+                let data = parse_session_map(&json).map_err(|e| Error::Decode {
                     attribute: self.schema.data_attribute().to_owned(),
                     problem: "is not a JSON object of session values".into(),
                     source: Some(e),
@@ -143,8 +140,8 @@ mod tests {
         for (k, v) in [("c", 5), ("q", 4), ("m", 3), ("a", 2), ("z", 1)] {
             b.insert(k.to_owned(), serde_json::json!(v));
         }
-        let encoded = encode_data(&a, None).unwrap();
-        assert_eq!(encoded, encode_data(&b, Some(3)).unwrap());
+        let encoded = encode_data(&a).unwrap();
+        assert_eq!(encoded, encode_data(&b).unwrap());
         assert_eq!(encoded, r#"{"a":2,"c":5,"m":3,"q":4,"z":1}"#);
     }
 }

@@ -18,8 +18,6 @@ pub(crate) struct Seen {
     pub data_hash: u64,
     /// Expiry, epoch seconds.
     pub expires: i64,
-    /// Length of the data JSON: the next encoding's buffer size.
-    pub len: usize,
 }
 
 /// What a save should do.
@@ -96,20 +94,7 @@ impl WriteCache {
         Seen {
             data_hash: self.fingerprints.fingerprint(data_json),
             expires,
-            len: data_json.len(),
         }
-    }
-
-    /// The length of the data JSON last seen for `key`: a buffer size that lets the next
-    /// encoding of the session's data be written without growing (and, for large
-    /// sessions, without the allocator mapping and faulting in fresh pages each time).
-    #[cfg(any(
-        feature = "tower-sessions",
-        feature = "tower-sessions-014",
-        feature = "actix-session"
-    ))]
-    pub(crate) fn len_hint(&self, key: &str) -> Option<usize> {
-        self.lock().peek(key).map(|seen| seen.len)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Seen>> {
@@ -148,7 +133,6 @@ mod tests {
         Seen {
             data_hash: hash,
             expires,
-            len: 0,
         }
     }
 
