@@ -126,9 +126,10 @@ pub async fn run(report: &mut Report, quick: bool) {
             detail: None,
         });
         // Where the store's cost goes: raw calls with the condition that also do the JSON
-        // work tower-sessions' trait asks of any store (parse the data into its map on
-        // load, serialize the map on save; no sorted copy, no fingerprint). The store
-        // against this is what the store itself adds.
+        // work tower-sessions' trait asks of any store, with serde_json (parse the data
+        // into its map on load, serialize the map on save; no sorted copy, no
+        // fingerprint). The store serializes with sonic-rs, which is cheaper, so this is
+        // a reference point (a plain serde_json store), not the store's own cost alone.
         let json_rate = total / json_time.as_secs_f64();
         report.push(Row {
             scenario: "1 store".into(),
