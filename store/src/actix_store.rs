@@ -43,7 +43,7 @@ fn fresh_key() -> String {
 
 /// The state as JSON, with keys in sorted order so unchanged state always encodes the same.
 fn encode_state(state: &HashMap<String, String>) -> Result<String, Error> {
-    crate::store::sorted_json(state)
+    crate::session_json::sorted_json(state)
 }
 
 /// Whether `err` is about the session's data rather than the table.
@@ -122,7 +122,7 @@ impl SessionStore for DynamoStore {
         else {
             return Ok(None);
         };
-        let state = crate::store::parse_session_map(&json).map_err(|e| {
+        let state = crate::session_json::parse_session_map(&json).map_err(|e| {
             LoadError::Deserialization(
                 Error::Decode {
                     attribute: self.schema.data_attribute().to_owned(),

@@ -302,3 +302,67 @@ pub(crate) fn redact(id: &str) -> String {
     let prefix: String = id.chars().take(4).collect();
     format!("{prefix}…")
 }
+
+/// A JSON read error that names the kind of fault and its position only: serde_json's own
+/// message can quote a value of the text (`invalid type: string "…"`, `unknown variant
+/// …`), which is session data and never reaches a log. The error returned is a custom
+/// one: its own `classify()` says `Data`, and its `line()` and `column()` are 0; the
+/// message carries the original's.
+pub(crate) fn redacted(err: serde_json::Error) -> serde_json::Error {
+    use serde_json::error::Category;
+    let kind = match err.classify() {
+        Category::Syntax => "is not valid JSON",
+        Category::Eof => "is truncated JSON",
+        Category::Data => "is JSON of another shape",
+        Category::Io => "is not readable JSON",
+    };
+    serde::de::Error::custom(format_args!(
+        "{kind} (line {}, column {})",
+        err.line(),
+        err.column()
+    ))
+}
+
+/// Whether `message` is exactly what [`redacted`] writes: a kind and a position, nothing
+/// of the text.
+#[cfg(test)]
+pub(crate) fn is_redacted(message: &str) -> bool {
+    let kinds = [
+        "is not valid JSON",
+        "is truncated JSON",
+        "is JSON of another shape",
+        "is not readable JSON",
+    ];
+    let Some(rest) = kinds.iter().find_map(|k| message.strip_prefix(k)) else {
+        return false;
+    };
+    let Some((line, column)) = rest
+        .strip_prefix(" (line ")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|r| r.split_once(", column "))
+    else {
+        return false;
+    };
+    line.parse::<usize>().is_ok() && column.parse::<usize>().is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn typed_reads_are_redacted_too() {
+        // What `DynamoStore::get` passes on for data of the wrong shape.
+        for text in [
+            r#""secret-token""#,
+            r#"{"role": "secret-token"}"#,
+            "[1, secret",
+        ] {
+            let err = serde_json::from_str::<HashMap<String, u32>>(text).unwrap_err();
+            let message = redacted(err).to_string();
+            assert!(is_redacted(&message), "{text}: {message}");
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! | module | concept |
 //! |--------|---------|
 //! | [`store`] | [`DynamoStore`]: options, get / put / insert / update / touch / delete |
+//! | `session_json` | the frameworks' session maps as the data attribute's JSON text, and back |
 //! | `session_store` | the `tower_sessions_core::SessionStore` implementation |
 //! | `actix_store` | the `actix_session::storage::SessionStore` implementation (feature `actix-session`) |
 //! | [`owner`] | sessions by owner: the owner function, `sessions_of`, `revoke`, `revoke_all` over a sparse keys-only index |
@@ -25,6 +26,12 @@ pub mod codec;
 pub mod error;
 pub mod owner;
 pub mod schema;
+#[cfg(any(
+    feature = "tower-sessions",
+    feature = "tower-sessions-014",
+    feature = "actix-session"
+))]
+mod session_json;
 #[cfg(any(feature = "tower-sessions", feature = "tower-sessions-014"))]
 mod session_store;
 pub mod store;

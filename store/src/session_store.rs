@@ -18,7 +18,8 @@ use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::owner::SessionData;
-use crate::store::{DynamoStore, Mode, WriteOutcome, parse_session_map, sorted_json};
+use crate::session_json::{parse_session_map, sorted_json};
+use crate::store::{DynamoStore, Mode, WriteOutcome};
 
 /// How many fresh ids `SessionStore::create` tries before giving up.
 const MAX_CREATE_ATTEMPTS: u32 = 8;

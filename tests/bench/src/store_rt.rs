@@ -76,8 +76,8 @@ pub async fn run(report: &mut Report, quick: bool) {
         let mut order_rng = fastrand::Rng::with_seed(1);
         for _ in 0..rounds * ops {
             // One round trip of each path, in a shuffled order: a fixed rotation put each
-            // path always after the same other one, and what that one left in the
-            // allocator (freed 100 KB buffers, a trimmed heap) moved the ratios by points.
+            // path always after the same other one, so whatever that one left in the
+            // allocator (freed 100 KB buffers, a trimmed heap) always landed on it.
             let mut order = [0_u32, 1, 2, 3, 4];
             order_rng.shuffle(&mut order);
             for path in order {
